@@ -1,0 +1,77 @@
+"""The base of every prototype head: owns W (K×d), validates the batch, computes in float32, keeps statistics."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .._checks import check_batch
+
+__all__ = ["Head", "cosine"]
+
+
+def cosine(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """``cos θ_j = x̂·Ŵ_j`` for every row of ``x`` and every prototype, clamped to [−1, 1]."""
+    return (F.normalize(x, dim=1) @ F.normalize(weight, dim=1).t()).clamp(-1.0, 1.0)
+
+
+class Head(nn.Module):
+    """A prototype loss: ``head(embeddings B×d, labels B) -> scalar``.
+
+    Subclasses implement :meth:`compute_loss` (float32 inputs, already validated) and :meth:`logits` (the margin-free
+    scores used for the batch accuracy and for inference). After each forward, :meth:`statistics` returns what a
+    user logs: ``accuracy`` always, and whatever the subclass records with :meth:`_record`.
+    """
+
+    #: short citation shown by ``veriloss losses``
+    reference: str = ""
+
+    def __init__(self, embedding_dim: int, num_classes: int, bias: bool = False):
+        super().__init__()
+        if not isinstance(embedding_dim, int) or embedding_dim < 1:
+            raise ValueError(f"embedding_dim must be a positive integer, got {embedding_dim!r}")
+        if not isinstance(num_classes, int) or num_classes < 2:
+            raise ValueError(f"num_classes must be an integer ≥ 2, got {num_classes!r}")
+        self.embedding_dim = embedding_dim
+        self.num_classes = num_classes
+        self.weight = nn.Parameter(torch.empty(num_classes, embedding_dim))
+        # Xavier-style init: rows of W have norm ≈ 1 regardless of d, so un-normalized heads start with sane logits.
+        nn.init.normal_(self.weight, std=1.0 / math.sqrt(embedding_dim))
+        self.bias = nn.Parameter(torch.zeros(num_classes)) if bias else None
+        self._stats: dict[str, torch.Tensor] = {}
+
+    @property
+    def prototypes(self) -> torch.Tensor:
+        """W (K×d), detached, for analysis."""
+        return self.weight.detach()
+
+    def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        check_batch(embeddings, labels, self.num_classes, self.embedding_dim)
+        with torch.autocast(device_type=embeddings.device.type, enabled=False):
+            x = embeddings.float()
+            loss = self.compute_loss(x, labels)
+        return loss
+
+    def compute_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Margin-free class scores (B×K) used for the batch accuracy; subclasses override."""
+        return cosine(x.float(), self.weight.float())
+
+    # --- statistics -------------------------------------------------------------------------------------------
+    def _record(self, **stats: torch.Tensor | float) -> None:
+        self._stats.update({k: torch.as_tensor(v).detach() for k, v in stats.items()})
+
+    def _record_accuracy(self, scores: torch.Tensor, y: torch.Tensor) -> None:
+        self._record(accuracy=(scores.detach().argmax(dim=1) == y).float().mean())
+
+    def statistics(self) -> dict[str, float]:
+        """The statistics of the last batch as plain floats (``accuracy``, and e.g. ``support_size`` for α heads)."""
+        return {k: float(v) for k, v in self._stats.items()}
+
+    def extra_repr(self) -> str:
+        return f"embedding_dim={self.embedding_dim}, num_classes={self.num_classes}"
