@@ -7,12 +7,12 @@ import math
 import torch
 
 __all__ = [
-    "check_embeddings",
-    "check_labels",
     "check_batch",
-    "check_positive",
-    "check_in_range",
+    "check_embeddings",
     "check_finite_tensor",
+    "check_in_range",
+    "check_labels",
+    "check_positive",
 ]
 
 

@@ -21,7 +21,8 @@ def cosine(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
 class Head(nn.Module):
     """A prototype loss: ``head(embeddings B×d, labels B) -> scalar``.
 
-    Subclasses implement :meth:`compute_loss` (float32 inputs, already validated) and :meth:`logits` (the margin-free
+    Subclasses implement :meth:`compute_loss` (validated inputs in float32, or float64 when the embeddings are float64
+    for reference checks; cast W with ``self.weight.to(x.dtype)``) and :meth:`logits` (the margin-free
     scores used for the batch accuracy and for inference). After each forward, :meth:`statistics` returns what a
     user logs: ``accuracy`` always, and whatever the subclass records with :meth:`_record`.
     """
@@ -50,9 +51,10 @@ class Head(nn.Module):
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         check_batch(embeddings, labels, self.num_classes, self.embedding_dim)
+        # float32 even under autocast; float64 stays float64 (reference checks, gradcheck)
+        dtype = torch.float64 if embeddings.dtype == torch.float64 else torch.float32
         with torch.autocast(device_type=embeddings.device.type, enabled=False):
-            x = embeddings.float()
-            loss = self.compute_loss(x, labels)
+            loss = self.compute_loss(embeddings.to(dtype), labels)
         return loss
 
     def compute_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
@@ -60,7 +62,8 @@ class Head(nn.Module):
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """Margin-free class scores (B×K) used for the batch accuracy; subclasses override."""
-        return cosine(x.float(), self.weight.float())
+        x = x.float() if x.dtype != torch.float64 else x
+        return cosine(x, self.weight.to(x.dtype))
 
     # --- statistics -------------------------------------------------------------------------------------------
     def _record(self, **stats: torch.Tensor | float) -> None:

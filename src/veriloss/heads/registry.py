@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from .base import Head
 
-__all__ = ["register", "create", "available", "aliases", "describe", "HeadSpec"]
+__all__ = ["HeadSpec", "aliases", "available", "create", "describe", "register"]
 
 
 @dataclass
