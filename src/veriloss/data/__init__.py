@@ -1,0 +1,5 @@
+"""Datasets, decoders and samplers."""
+
+from .samplers import PKSampler
+
+__all__ = ["PKSampler"]

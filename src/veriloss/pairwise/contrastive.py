@@ -1,0 +1,58 @@
+"""Contrastive loss (Chopra et al. 2005; DeepID2, Sun et al. 2014)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .._checks import check_positive
+from .base import PairwiseLoss, check_flag, pair_masks, safe_sqrt, squared_distances
+from .registry import register
+
+__all__ = ["ContrastiveLoss"]
+
+
+class ContrastiveLoss(PairwiseLoss):
+    """Contrastive loss: ``½ y d² + ½ (1 − y) max(0, m − d)²`` averaged over every unordered pair in the batch.
+
+    ``d = ‖x_i − x_j‖`` (Euclidean), ``y = 1`` for a pair of the same identity and 0 otherwise. The reduction is the
+    plain mean over all ``B(B−1)/2`` unordered pairs (positive and negative pairs alike, no re-weighting). With
+    ``normalize`` (default) the embeddings are L2-normalized first, so ``d ∈ [0, 2]`` and the default ``margin`` of 1
+    corresponds to a cosine similarity of ½.
+
+    Statistics: ``positive_distance`` and ``negative_distance`` (mean d), ``active_negative_fraction`` (negative pairs
+    closer than the margin).
+
+    Chopra, Hadsell, LeCun, "Learning a similarity metric discriminatively", CVPR 2005; Sun et al., DeepID2, 2014.
+    """
+
+    reference = "Chopra et al. 2005; Sun et al. (DeepID2) 2014"
+
+    def __init__(self, margin: float = 1.0, normalize: bool = True):
+        super().__init__()
+        self.margin = check_positive(margin, "margin")
+        self.normalize = check_flag(normalize, "normalize")
+
+    def compute_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if self.normalize:
+            x = F.normalize(x, dim=1)
+        d2 = squared_distances(x)
+        pos, neg = pair_masks(y)
+        upper = torch.ones_like(pos).triu(diagonal=1)
+        d2, is_pos, is_neg = d2[upper], pos[upper], neg[upper]
+        d = safe_sqrt(d2)
+        hinge = (self.margin - d).clamp_min(0.0)
+        loss = 0.5 * torch.where(is_pos, d2, hinge * hinge).mean()
+        with torch.no_grad():
+            self._record(
+                positive_distance=d[is_pos].mean(),
+                negative_distance=d[is_neg].mean(),
+                active_negative_fraction=(hinge[is_neg] > 0).float().mean(),
+            )
+        return loss
+
+    def extra_repr(self) -> str:
+        return f"margin={self.margin}, normalize={self.normalize}"
+
+
+register("contrastive", ContrastiveLoss)

@@ -1,0 +1,92 @@
+"""Range loss (Zhang et al. 2017)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .._checks import check_positive
+from .base import PairwiseLoss, check_flag, squared_distances
+from .registry import register
+
+__all__ = ["RangeLoss"]
+
+_FLOOR = 1e-12  # squared distances below this count as this in the harmonic mean (finite values and gradients)
+
+
+class RangeLoss(PairwiseLoss):
+    """Range loss ``intra_weight · L_intra + inter_weight · L_inter`` on the classes present in the batch.
+
+    - ``L_intra``: for each class with at least two samples in the batch, the harmonic mean ``r / Σ_{j≤r} 1/D_j`` of
+      its ``r = min(k, #pairs)`` largest intra-class squared Euclidean distances ``D_j``; averaged over those classes
+      (the paper sums over classes; we divide by their number so the term does not grow with P).
+    - ``L_inter = max(0, m − min_{i<j} ‖c_i − c_j‖²)``, with ``c`` the batch means of the classes present (a class with
+      one sample in the batch is its own centre).
+
+    With ``normalize`` (default) the embeddings are L2-normalized first, so squared distances lie in [0, 4] and the
+    default ``margin`` m = 1 is a squared distance between class centres. A zero distance among the r largest
+    makes the harmonic mean (nearly) 0: distances are floored at 1e-12 there, which keeps values and gradients
+    finite. ``k = 2``, both weights 1 by default (our choice).
+
+    Statistics: ``intra``, ``inter``, ``min_center_distance`` (the min squared distance between centres).
+
+    Zhang, Fang, Wen, Li, Qiao, "Range loss for deep face recognition with long-tailed training data", ICCV 2017.
+    """
+
+    reference = "Zhang et al. 2017"
+
+    def __init__(
+        self,
+        k: int = 2,
+        margin: float = 1.0,
+        intra_weight: float = 1.0,
+        inter_weight: float = 1.0,
+        normalize: bool = True,
+    ):
+        super().__init__()
+        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+            raise ValueError(f"k must be a positive integer, got {k!r}")
+        self.k = k
+        self.margin = check_positive(margin, "margin", strict=False)
+        self.intra_weight = check_positive(intra_weight, "intra_weight", strict=False)
+        self.inter_weight = check_positive(inter_weight, "inter_weight", strict=False)
+        self.normalize = check_flag(normalize, "normalize")
+
+    def compute_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if self.normalize:
+            x = F.normalize(x, dim=1)
+        classes, inverse, counts = torch.unique(y, return_inverse=True, return_counts=True)
+        member = inverse[None, :] == torch.arange(classes.numel(), device=y.device)[:, None]  # C×B
+
+        # intra: the r largest within-class pair distances of each class (i < j), as a C×r matrix
+        d2 = squared_distances(x)
+        upper = torch.ones_like(d2, dtype=torch.bool).triu(diagonal=1)
+        pairs = member[:, :, None] & member[:, None, :] & upper  # C×B×B
+        r = min(self.k, int((counts * (counts - 1) // 2).max()))
+        flat = d2[None].expand(pairs.shape).masked_fill(~pairs, float("-inf")).flatten(1)
+        top = flat.topk(r, dim=1).values  # C×r, −inf where a class has fewer pairs
+        valid = torch.isfinite(top)
+        safe = torch.where(valid, top, torch.ones_like(top)).clamp_min(_FLOOR)
+        inv = torch.where(valid, 1.0 / safe, torch.zeros_like(top))
+        has_pairs = counts >= 2
+        harmonic = valid.sum(dim=1)[has_pairs] / inv.sum(dim=1)[has_pairs]
+        intra = harmonic.mean()
+
+        # inter: the closest two batch class centres
+        centers = (member.to(x.dtype) @ x) / counts[:, None].to(x.dtype)
+        cd2 = squared_distances(centers)
+        closest = cd2[upper[: classes.numel(), : classes.numel()]].min()
+        inter = (self.margin - closest).clamp_min(0.0)
+
+        with torch.no_grad():
+            self._record(intra=intra, inter=inter, min_center_distance=closest)
+        return self.intra_weight * intra + self.inter_weight * inter
+
+    def extra_repr(self) -> str:
+        return (
+            f"k={self.k}, margin={self.margin}, intra_weight={self.intra_weight}, "
+            f"inter_weight={self.inter_weight}, normalize={self.normalize}"
+        )
+
+
+register("range", RangeLoss)
