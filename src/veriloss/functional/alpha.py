@@ -94,37 +94,53 @@ class AlphaSolution:
         return (self.prob * hit).sum(dim=1)
 
 
-def _solve_threshold(w: torch.Tensor, qc: torch.Tensor, beta: float) -> torch.Tensor:
-    """The root c of ``Σ_j qc_j (w_j − c)_+^β = 1`` for each row (float64; ``w`` has max 0 per row).
+def _mass(w: torch.Tensor, qc: torch.Tensor, beta: float, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``f(c) = Σ_j qc_j (w_j − c)_+^β − 1`` and its derivative in c, per row."""
+    d = (w - c[:, None]).clamp_min(0.0)
+    if beta == 1.0:
+        return (qc * d).sum(dim=1) - 1.0, -(qc * (d > 0)).sum(dim=1)
+    if beta == 2.0:
+        return (qc * d * d).sum(dim=1) - 1.0, -2.0 * (qc * d).sum(dim=1)
+    f = (qc * d.pow(beta)).sum(dim=1) - 1.0
+    fp = -beta * torch.where(d > 0, qc * d.pow(beta - 1.0), torch.zeros_like(d)).sum(dim=1)
+    return f, fp
 
-    Safeguarded Newton (rtsafe): the bracket [lo, hi] always has f(lo) ≥ 1 > f(hi); a Newton step that leaves it is
-    replaced by bisection. f is convex for β ≥ 1 (Newton from lo then never overshoots) and piecewise smooth always.
+
+def _solve_threshold(w: torch.Tensor, qc: torch.Tensor, beta: float) -> torch.Tensor:
+    """The root c of ``f(c) = Σ_j qc_j (w_j − c)_+^β − 1 = 0`` for each row (float64; ``w`` has max 0 per row).
+
+    f is decreasing; ``lo = max_j(w_j − qc_j^{−1/β})`` has f(lo) ≥ 0 (one term alone reaches 1) and f(0) = −1.
+    - β ≥ 1 (α ≤ 2): f is convex, so Newton from lo increases monotonically to the root, never overshooting.
+    - β < 1 (α > 2): f is not convex and its slope is unbounded at each support kink, so Newton is safeguarded
+      (Numerical Recipes' rtsafe): bisection replaces a step that leaves the bracket or shrinks it too slowly.
+    A row stops when |f| is at rounding level (then every p_j is exact to that level, since all terms share a
+    sign) or its bracket is a few ulps wide; a small step alone never stops it.
     """
-    # any single term reaching 1 bounds the root from below; at c = max w = 0 every term is 0
+    eps = torch.finfo(torch.float64).eps
+    tol_f = 4 * eps * w.shape[1]
     lo = (w - qc.pow(-1.0 / beta)).amax(dim=1)
     hi = torch.zeros_like(lo)
     c = lo.clone()
+    dx = hi - lo
+    dx_old = dx.clone()
     for _ in range(_MAX_NEWTON_STEPS):
-        d = (w - c[:, None]).clamp_min(0.0)
-        pos = d > 0
-        if beta == 1.0:
-            f = (qc * d).sum(dim=1) - 1.0
-            fp = -(qc * pos).sum(dim=1)
-        elif beta == 2.0:
-            f = (qc * d * d).sum(dim=1) - 1.0
-            fp = -2.0 * (qc * d).sum(dim=1)
+        f, fp = _mass(w, qc, beta, c)
+        if beta >= 1.0:
+            done = f.abs() <= tol_f
+            newton = torch.where(f > 0, c - f / fp, c)  # f < 0 only by rounding at the root
+            done |= newton <= c
+            c = torch.where(done, c, newton)
         else:
-            f = (qc * d.pow(beta)).sum(dim=1) - 1.0
-            fp = -beta * torch.where(pos, qc * d.pow(beta - 1.0), torch.zeros_like(d)).sum(dim=1)
-        lo = torch.where(f >= 0, c, lo)
-        hi = torch.where(f < 0, c, hi)
-        newton = c - f / fp
-        inside = torch.isfinite(newton) & (newton > lo) & (newton < hi)
-        c_new = torch.where(inside, newton, 0.5 * (lo + hi))
-        c_new = torch.where(f == 0, c, c_new)
-        step = (c_new - c).abs()
-        c = c_new
-        if bool((step <= 4 * torch.finfo(torch.float64).eps * c.abs().clamp_min(1.0)).all()):
+            lo = torch.where(f >= 0, c, lo)
+            hi = torch.where(f < 0, c, hi)
+            done = (f.abs() <= tol_f) | (hi - lo <= 2 * eps * c.abs().clamp_min(1.0))
+            newton = c - f / fp
+            slow = (2 * f).abs() > (dx_old * fp).abs()
+            bisect = ~torch.isfinite(newton) | (newton < lo) | (newton > hi) | (newton == c) | slow
+            dx_old = dx
+            dx = torch.where(bisect, 0.5 * (hi - lo), (f / fp).abs())
+            c = torch.where(done, c, torch.where(bisect, 0.5 * (lo + hi), newton))
+        if bool(done.all()):
             break
     return c
 

@@ -1,6 +1,8 @@
 """Margin transforms of the target cosine: additive cosine (CosFace), additive angular (ArcFace), combined.
 
-All take ``cos θ_y`` (any shape) and return the margin-penalized target cosine; callers multiply by the scale s.
+All take ``cos θ_y`` (any shape) and return the margin-penalized target cosine; callers multiply by the
+scale s. Also here: the L-Softmax / A-Softmax target ψ(θ) with its λ schedule, and ElasticFace's random
+per-sample margins.
 """
 
 from __future__ import annotations
@@ -9,13 +11,23 @@ import math
 
 import torch
 
-__all__ = ["OVERFLOW_POLICIES", "cosface_margin", "arcface_margin", "combined_margin", "angle"]
+__all__ = [
+    "OVERFLOW_POLICIES",
+    "angle",
+    "arcface_margin",
+    "combined_margin",
+    "cosface_margin",
+    "elastic_margins",
+    "lsoftmax_psi",
+    "sphereface_lambda",
+]
 
-#: What ``cos(θ + m)`` does where ``θ + m > π`` (it stops decreasing there, so the margin would reward moving away).
-#: - ``"fallback"`` (default, insightface's choice): beyond ``θ > π − m`` use the CosFace-like ``cos θ − m·sin m``.
+#: What ``cos(θ + m)`` does where ``θ + m > π`` (it stops decreasing, so the margin would reward moving away).
+#: - ``"fallback"`` (default; insightface's and pytorch-metric-learning's choice): beyond ``θ > π − m`` use
+#:   the CosFace-like ``cos θ − m·sin m``.
 #: - ``"easy"``: apply the margin only where ``cos θ > 0`` ("easy margin" of the ArcFace reference code).
 #: - ``"clamp"``: ``cos(min(θ + m, π))``: the value saturates at −1 and the gradient is zero beyond π − m.
-#: - ``"none"``: plain ``cos(θ + m)``, non-monotone beyond π − m (pytorch-metric-learning's ArcFaceLoss).
+#: - ``"none"``: plain ``cos(θ + m)``, non-monotone beyond π − m.
 OVERFLOW_POLICIES = ("fallback", "easy", "clamp", "none")
 
 # acos has an infinite derivative at ±1; keep θ a hair inside (0, π) so gradients stay finite in float32.
@@ -71,5 +83,68 @@ def combined_margin(
     target = torch.cos(arc) - m3
     if overflow == "easy":
         return torch.where(cos > 0, target, cos - m3)
-    # fallback: past the point where the angle reaches π, a CosFace-like penalty keeps the logit decreasing in θ
+    # fallback: past the point where the angle reaches π, a CosFace-like penalty keeps the logit decreasing
     return torch.where(arc <= math.pi, target, cos - m2t * torch.sin(m2t) - m3)
+
+
+def lsoftmax_psi(cos: torch.Tensor, m: int) -> torch.Tensor:
+    """L-Softmax / A-Softmax target function (Liu et al. 2016, 2017).
+
+    ``ψ(θ) = (−1)^k cos(mθ) − 2k`` for ``θ ∈ [kπ/m, (k+1)π/m]``, ``k ∈ {0, …, m−1}``: continuous and
+    monotonically decreasing on [0, π], from 1 at θ = 0 to ``1 − 2m`` at θ = π. ``cos(mθ)`` is evaluated as
+    the Chebyshev polynomial ``T_m(cos θ)`` (no ``acos`` in the differentiated path, so the gradient is finite
+    at θ = 0 and π); only the piece index k uses the angle, without gradient.
+    """
+    if isinstance(m, bool) or not isinstance(m, int) or m < 1:
+        raise ValueError(f"m must be a positive integer, got {m!r}")
+    with torch.no_grad():
+        k = torch.floor(angle(cos) * (m / math.pi)).clamp_(0, m - 1)
+    t_prev, t = torch.ones_like(cos), cos
+    for _ in range(m - 1):
+        t_prev, t = t, 2 * cos * t - t_prev
+    sign = 1.0 - 2.0 * torch.remainder(k, 2)
+    return sign * t - 2.0 * k
+
+
+def sphereface_lambda(
+    iteration: int,
+    lambda_base: float = 1000.0,
+    lambda_min: float = 5.0,
+    gamma: float = 0.12,
+    power: float = 1.0,
+) -> float:
+    """SphereFace's annealing of the relaxed target ``(λ cos θ + ψ(θ)) / (1 + λ)``.
+
+    ``λ = max(λ_min, λ_base · (1 + γ·it)^(−power))`` (the defaults are those of the SphereFace release:
+    base 1000, γ = 0.12, power 1, floor 5).
+    """
+    return max(float(lambda_min), float(lambda_base) * (1.0 + float(gamma) * int(iteration)) ** (-float(power)))
+
+
+def elastic_margins(
+    target_cos: torch.Tensor,
+    m: float,
+    sigma: float,
+    sort: bool = False,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """ElasticFace per-sample margins (Boutros et al. 2022): ``m_i = m + σ·ε_i``, ``ε_i ~ N(0, 1)``.
+
+    ``target_cos`` (B,) holds ``cos θ_{y_i}``; one margin is drawn per sample with ``torch.randn`` on
+    ``generator``, by default the global generator of ``target_cos``'s device (seed it with
+    ``torch.manual_seed`` for repeatable draws). With ``sort=True`` (the "+" variants) the drawn margins are
+    assigned by rank: the sample with the lowest target cosine (hardest) gets the largest margin, the one with
+    the highest the smallest. Note: the official ElasticFace code indexes the sorted margins with the sort
+    permutation itself (``margin[argsort(cos)]``), which is the inverse of the by-rank assignment whenever the
+    permutation is not an involution; we implement the by-rank assignment that the paper describes. The
+    margins carry no gradient.
+    """
+    b = target_cos.shape[0]
+    eps = torch.randn(b, generator=generator, device=target_cos.device, dtype=target_cos.dtype)
+    margins = m + sigma * eps
+    if not sort:
+        return margins
+    order = torch.argsort(target_cos.detach(), descending=True, stable=True)  # easiest (highest cos) first
+    out = torch.empty_like(margins)
+    out[order] = torch.sort(margins).values  # ascending: easiest gets the smallest margin
+    return out

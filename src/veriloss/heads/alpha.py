@@ -106,7 +106,7 @@ class QMarginHead(AlphaHead):
             self.m = None
         if not 0.0 < self.kappa <= 1.0:
             raise ValueError(
-                f"the margin m={m} gives κ={self.kappa:.4g} outside (0, 1]: with α={self.alpha} and s={self.s} the"
+                f"the margin m={self.m} gives κ={self.kappa:.4g} outside (0, 1]: with α={self.alpha} and s={self.s} the"
                 f" smallest useful margin is m > 1/((α−1)s) = {1 / ((self.alpha - 1) * self.s):.4g}"
                 if self.alpha > 1
                 else f"κ={self.kappa:.4g} must be in (0, 1]"

@@ -10,7 +10,12 @@ from torch import nn
 
 from .._checks import check_batch
 
-__all__ = ["Head", "cosine"]
+__all__ = ["Head", "compute_dtype", "cosine"]
+
+
+def compute_dtype(x: torch.Tensor) -> torch.Tensor:
+    """float64 stays float64 (reference checks, gradcheck); anything else computes in float32."""
+    return x if x.dtype == torch.float64 else x.float()
 
 
 def cosine(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -51,10 +56,8 @@ class Head(nn.Module):
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         check_batch(embeddings, labels, self.num_classes, self.embedding_dim)
-        # float32 even under autocast; float64 stays float64 (reference checks, gradcheck)
-        dtype = torch.float64 if embeddings.dtype == torch.float64 else torch.float32
-        with torch.autocast(device_type=embeddings.device.type, enabled=False):
-            loss = self.compute_loss(embeddings.to(dtype), labels)
+        with torch.autocast(device_type=embeddings.device.type, enabled=False):  # float32 even under autocast
+            loss = self.compute_loss(compute_dtype(embeddings), labels)
         return loss
 
     def compute_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
@@ -62,7 +65,7 @@ class Head(nn.Module):
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """Margin-free class scores (B×K) used for the batch accuracy; subclasses override."""
-        x = x.float() if x.dtype != torch.float64 else x
+        x = compute_dtype(x)
         return cosine(x, self.weight.to(x.dtype))
 
     # --- statistics -------------------------------------------------------------------------------------------

@@ -1,0 +1,155 @@
+"""Margin-free prototype heads (LOSSES.md §1): softmax, L2-softmax, NormFace, CoCo.
+
+Each is softmax cross-entropy (mean over the batch) on its logits; the same logits give the batch accuracy.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from .._checks import check_in_range, check_positive
+from .base import Head, compute_dtype, cosine
+from .registry import register
+
+__all__ = ["CoCo", "L2Softmax", "NormFace", "Softmax"]
+
+
+class Softmax(Head):
+    """Plain softmax cross-entropy on ``W x + b`` (DeepFace 2014, DeepID 2014)."""
+
+    reference = "Taigman et al. 2014 (DeepFace); Sun et al. 2014 (DeepID)"
+
+    def __init__(self, embedding_dim: int, num_classes: int):
+        super().__init__(embedding_dim, num_classes, bias=True)
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        x = compute_dtype(x)
+        return F.linear(x, self.weight.to(x.dtype), self.bias.to(x.dtype))
+
+    def compute_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        z = self.logits(x)
+        self._record_accuracy(z, y)
+        return F.cross_entropy(z, y)
+
+
+class L2Softmax(Head):
+    """L2-constrained softmax: CE on ``W (α x̂) + b`` (Ranjan et al. 2017).
+
+    ``alpha`` is the radius the embeddings are projected to, fixed (default) or a learnable scalar
+    (``learnable=True``, initialized at ``alpha``). The default α = 16 is our choice; Ranjan et al. give the
+    lower bound ``α_low = log(p(K−2)/(1−p))`` for a target probability p (:meth:`alpha_lower_bound`), advise α
+    near α_low for small datasets and larger values (10–100) for large ones. A learnable α is not constrained.
+    """
+
+    reference = "Ranjan et al. 2017, L2-constrained softmax loss for discriminative face verification"
+
+    def __init__(self, embedding_dim: int, num_classes: int, alpha: float = 16.0, learnable: bool = False):
+        super().__init__(embedding_dim, num_classes, bias=True)
+        a = torch.tensor(check_positive(alpha, "alpha"))
+        if learnable:
+            self.alpha = torch.nn.Parameter(a)
+        else:
+            self.register_buffer("alpha", a)
+        self.learnable = bool(learnable)
+
+    @staticmethod
+    def alpha_lower_bound(num_classes: int, p: float = 0.9) -> float:
+        """``α_low = log(p(K−2)/(1−p))``: the smallest α at which class probability p is reachable (K ≥ 3)."""
+        if not isinstance(num_classes, int) or num_classes < 3:
+            raise ValueError(f"num_classes must be an integer ≥ 3 for the α bound, got {num_classes!r}")
+        p = check_in_range(p, "p", 0.0, 1.0)
+        if p in (0.0, 1.0):
+            raise ValueError(f"p must be strictly between 0 and 1, got {p!r}")
+        return math.log(p * (num_classes - 2) / (1.0 - p))
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        x = compute_dtype(x)
+        xs = self.alpha.to(x.dtype) * F.normalize(x, dim=1)
+        return F.linear(xs, self.weight.to(x.dtype), self.bias.to(x.dtype))
+
+    def compute_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        z = self.logits(x)
+        self._record_accuracy(z, y)
+        self._record(alpha=self.alpha)
+        return F.cross_entropy(z, y)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, alpha={float(self.alpha.detach()):g}, learnable={self.learnable}"
+
+
+class NormFace(Head):
+    """NormFace: CE on ``s · cos θ_j``, no bias (Wang et al. 2017).
+
+    ``s`` fixed (default) or a learnable scalar (``learnable=True``, initialized at ``s``). Default s = 16
+    (our choice within the usual 16–30; a learned s is not constrained).
+    """
+
+    reference = "Wang et al. 2017, NormFace: L2 hypersphere embedding for face verification"
+
+    def __init__(self, embedding_dim: int, num_classes: int, s: float = 16.0, learnable: bool = False):
+        super().__init__(embedding_dim, num_classes)
+        scale = torch.tensor(check_positive(s, "s"))
+        if learnable:
+            self.scale = torch.nn.Parameter(scale)
+        else:
+            self.register_buffer("scale", scale)
+        self.learnable = bool(learnable)
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        x = compute_dtype(x)
+        return self.scale.to(x.dtype) * cosine(x, self.weight.to(x.dtype))
+
+    def compute_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        z = self.logits(x)
+        self._record_accuracy(z, y)
+        self._record(scale=self.scale)
+        return F.cross_entropy(z, y)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, s={float(self.scale.detach()):g}, learnable={self.learnable}"
+
+
+class CoCo(NormFace):
+    """CoCo (congenerous cosine) loss: CE on ``α · ĉ_j·x̂``, learnable normalized centroids ĉ_j = W_j/‖W_j‖.
+
+    Liu et al. 2017 show that a loss below ε is reachable only if ``α > ½ log((K−1)/(e^ε−1))``
+    (:meth:`alpha_bound`). ``alpha=None`` (default, our choice) sets α to that bound for ``epsilon`` (default
+    0.01); ``epsilon`` is unused when ``alpha`` is given. α is fixed.
+    """
+
+    reference = "Liu et al. 2017, Rethinking feature discrimination and polymerization for large-scale recognition"
+
+    def __init__(self, embedding_dim: int, num_classes: int, alpha: float | None = None, epsilon: float = 0.01):
+        eps = check_positive(epsilon, "epsilon")
+        if alpha is None:
+            value = self.alpha_bound(num_classes, eps)
+            if value <= 0:
+                raise ValueError(
+                    f"epsilon={epsilon!r} is too large for num_classes={num_classes}: the α bound "
+                    f"{value:.3g} is not positive; pass a smaller epsilon or an explicit alpha"
+                )
+        else:
+            value = check_positive(alpha, "alpha")
+        super().__init__(embedding_dim, num_classes, s=value, learnable=False)
+
+    @staticmethod
+    def alpha_bound(num_classes: int, epsilon: float) -> float:
+        """``½ log((K−1)/(e^ε−1))``: at this α the best possible loss (x̂ = ĉ_y, other ĉ_j = −x̂) equals ε."""
+        if not isinstance(num_classes, int) or num_classes < 2:
+            raise ValueError(f"num_classes must be an integer ≥ 2, got {num_classes!r}")
+        eps = check_positive(epsilon, "epsilon")
+        return 0.5 * math.log((num_classes - 1) / math.expm1(eps))
+
+    def extra_repr(self) -> str:
+        return (
+            f"embedding_dim={self.embedding_dim}, num_classes={self.num_classes}, alpha={float(self.scale.detach()):g}"
+        )
+
+
+register("softmax", Softmax)
+register("l2softmax", L2Softmax)
+register("normface", NormFace)
+register("coco", CoCo)
