@@ -47,5 +47,5 @@ def test_register_fixed_parameters_and_aliases():
     finally:
         from veriloss.pairwise import registry
 
-        registry._REGISTRY.pop("test-triplet-hard")
-        registry._ALIASES.pop("test-th")
+        registry._LOSSES.unregister("test-triplet-hard")
+    assert "test-triplet-hard" not in pairwise.available() and "test-th" not in pairwise.aliases()
