@@ -1,0 +1,125 @@
+"""Forward+backward cost of every head, and of the α loss against F.cross_entropy and entmax, as ratios.
+
+    python benchmarks/losses.py                 # full run: K ∈ {1e3, 1e4, 1e5}, d = 512, B = 256
+    python benchmarks/losses.py --quick         # smaller K, fewer repeats (a smoke run)
+
+Times are medians over repeats after a warm-up, measured in this process; every ratio is against a reference measured
+in the same run (F.cross_entropy on the same logits; the softmax head at the same K), so machine noise cancels.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+
+from veriloss import heads
+from veriloss.functional import alpha_divergence_loss
+
+try:  # test-only dependency, the reference of the issue
+    from entmax import Entmax15Loss, EntmaxBisectLoss, SparsemaxLoss
+except ImportError:  # pragma: no cover
+    EntmaxBisectLoss = Entmax15Loss = SparsemaxLoss = None
+
+
+def median_time(fn, repeats: int, warmup: int = 1) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def logits_step(loss_fn, z, y):
+    def run():
+        zz = z.detach().requires_grad_(True)
+        loss_fn(zz, y).backward()
+
+    return run
+
+
+def bench_alpha_vs_references(B: int, K: int, repeats: int, scale: float) -> list[tuple]:
+    torch.manual_seed(0)
+    # cosine-like logits s·cos θ with s = 30: the regime a verification head sees
+    z = (torch.rand(B, K) * 2 - 1) * 0.3 * scale
+    y = torch.randint(0, K, (B,))
+    z[torch.arange(B), y] += 0.4 * scale  # a trained-ish target
+    rows = []
+    ce = median_time(logits_step(lambda t, yy: F.cross_entropy(t, yy), z, y), repeats)
+    rows.append(("F.cross_entropy", "-", ce, 1.0))
+    for alpha in (1.25, 1.5, 2.0):
+        t = median_time(logits_step(lambda tt, yy, a=alpha: alpha_divergence_loss(tt, yy, a), z, y), repeats)
+        rows.append(("veriloss alpha_divergence_loss", alpha, t, t / ce))
+    if EntmaxBisectLoss is not None:
+        for alpha in (1.25, 1.5, 2.0):
+            loss = EntmaxBisectLoss(alpha=alpha)
+            t = median_time(logits_step(lambda tt, yy, f=loss: f(tt, yy).mean(), z, y), max(1, repeats // 3))
+            rows.append(("entmax EntmaxBisectLoss", alpha, t, t / ce))
+        t = median_time(logits_step(lambda tt, yy: Entmax15Loss()(tt, yy).mean(), z, y), repeats)
+        rows.append(("entmax Entmax15Loss (sort)", 1.5, t, t / ce))
+        t = median_time(logits_step(lambda tt, yy: SparsemaxLoss()(tt, yy).mean(), z, y), repeats)
+        rows.append(("entmax SparsemaxLoss (sort)", 2.0, t, t / ce))
+    return rows
+
+
+def bench_heads(B: int, d: int, K: int, repeats: int) -> list[tuple]:
+    torch.manual_seed(0)
+    x = torch.randn(B, d)
+    y = torch.randint(0, K, (B,))
+    rows = []
+    reference = None
+    for name in ["softmax", *[n for n in heads.available() if n != "softmax"]]:
+        head = heads.create(name, d, K)
+        head.train()
+
+        def step(h=head):
+            xx = x.detach().requires_grad_(True)
+            h.zero_grad(set_to_none=True)
+            h(xx, y).backward()
+
+        t = median_time(step, repeats)
+        reference = reference or t
+        stats = head.statistics()
+        rows.append((name, K, t, t / reference, stats.get("support_size")))
+        del head
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="K up to 1e4 and fewer repeats")
+    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--dim", type=int, default=512)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    sizes = (1000, 10_000) if args.quick else (1000, 10_000, 100_000)
+    repeats = 2 if args.quick else args.repeats
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; B = {args.batch}, d = {args.dim}")
+
+    K = sizes[-1]
+    print(f"\n## α loss vs references: forward+backward on the same B = {args.batch} × K = {K} logits (s = 30)\n")
+    print("| loss | α | time (ms) | × F.cross_entropy |")
+    print("|---|---|---|---|")
+    for name, alpha, t, ratio in bench_alpha_vs_references(args.batch, K, repeats, 30.0):
+        print(f"| {name} | {alpha} | {t * 1e3:.1f} | {ratio:.2f} |")
+
+    print(
+        f"\n## Every head: forward+backward, B = {args.batch}, d = {args.dim}"
+        " (ratio to the softmax head at the same K)\n"
+    )
+    print("| head | K | time (ms) | × softmax head | α support |")
+    print("|---|---|---|---|---|")
+    for K in sizes:
+        for name, k, t, ratio, support in bench_heads(args.batch, args.dim, K, max(2, repeats // 2)):
+            sup = "" if support is None or name in ("softmax",) else f"{support:.1f}"
+            print(f"| {name} | {k:.0e} | {t * 1e3:.1f} | {ratio:.2f} | {sup} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
