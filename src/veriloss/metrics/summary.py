@@ -1,0 +1,390 @@
+"""A reduced, exact representation of a very large set of impostor scores (docs/EVALUATION.md §Speed).
+
+An all-pairs evaluation of 13k embeddings has ~87M impostor pairs; the metrics do not need them all:
+
+* TAR@FAR needs only the k+1 largest impostors (k = ⌊f·N⌋), kept exactly (``top``);
+* EER and minDCF need #{impostor ≥ t} at a few thresholds. A fine histogram gives these counts exactly at bin
+  boundaries; a second pass over the scores then keeps the exact values of only the bins where the EER crossing or a
+  minDCF candidate can lie, so the result equals the full-array value;
+* AUC is accumulated exactly in the second pass (pairs in bins without genuine scores are counted per bin).
+
+The bins follow the float32 bit pattern: the pattern, read as a sign-magnitude integer, is monotone in the value, so
+its top bits (sign, exponent and ``mantissa_bits`` mantissa bits; 11 by default, i.e. 2^20 bins, each 2^-11 of its
+octave wide) give a bin that is non-decreasing in the score, for any score range and no clamping. Every score
+(genuine or impostor, any dtype) goes through the same function: cast to float32 (monotone), then the bit bin. So
+the bins split the real line into ordered intervals, "above a bin" counts are exact, and computing them is a few
+integer operations (no sort).
+
+Usage (two passes over the same impostor scores, in any blocks and order)::
+
+    b = SummaryBuilder(top=k_max + 1)
+    for block in blocks(): b.add(block)            # pass 1: histogram + top
+    b.plan(genuine, p_targets=(0.01, 0.05))        # decide which bins to refine
+    for block in blocks(): b.refine(block)         # pass 2: exact values there + AUC counts
+    summary = b.build()                            # feed to eer / min_dcf / tar_at_far / auc / roc
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ._scores import CHUNK, TopAccumulator, as_scores, dcf_cost
+
+__all__ = ["ImpostorSummary", "SummaryBuilder", "summarize"]
+
+MANTISSA_BITS = 11
+_INF_BITS = 0x7F800000  # float32 +inf: the largest finite-or-infinite magnitude
+
+
+def _shift(mantissa_bits: int) -> int:
+    return 23 - int(mantissa_bits)
+
+
+def n_bins(shift: int) -> int:
+    """Number of bins for a given shift (−inf … +inf)."""
+    return 2 * (_INF_BITS >> shift) + 1
+
+
+def bin_index(x: np.ndarray | torch.Tensor, shift: int) -> np.ndarray:
+    """Bin of each score (int32 array in [0, n_bins)), non-decreasing in the score.
+
+    key = sign-magnitude integer of float32(x) (−0.0 and +0.0 both give 0); bin = (key >> shift) + offset. A few
+    single-threaded integer passes in numpy (memory-bound; no thread contention).
+    """
+    a = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+    v = np.ascontiguousarray(a.reshape(-1), dtype=np.float32).view(np.int32)
+    m = v >> 31  # 0 for +, −1 for −
+    key = v & 0x7FFFFFFF
+    key ^= m
+    key -= m  # −magnitude for negative scores
+    key >>= shift
+    key += _INF_BITS >> shift
+    return key
+
+
+def bin_low_edge(b: np.ndarray, shift: int) -> np.ndarray:
+    """The lowest float32 value of each bin (float64), used as the nominal threshold of a bin boundary."""
+    key = (np.asarray(b, dtype=np.int64) - (_INF_BITS >> shift)) << shift  # the smallest key of the bin
+    bits = np.where(key < 0, (-key) | 0x80000000, key).astype(np.uint32)
+    return bits.view(np.float32).astype(np.float64)
+
+
+def _genuine_fingerprint(gs: np.ndarray) -> tuple[int, float]:
+    return int(gs.size), float(np.sum(gs, dtype=np.float64))
+
+
+@dataclass(frozen=True, eq=False)
+class ImpostorSummary:
+    """Impostor scores reduced to a histogram, their exact top values and exact values in a few refined bins.
+
+    Build it with :class:`SummaryBuilder` (or :func:`summarize`). ``n`` is the number of impostor scores.
+    """
+
+    n: int
+    shift: int  # 23 − mantissa bits of the bin function
+    counts: np.ndarray  # int64 (bins,)
+    top: np.ndarray  # float64, the largest impostor scores in decreasing order
+    refined_bins: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    refined_values: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.float64))  # ascending
+    auc_state: tuple | None = None  # (genuine fingerprint, Σ over impostors of #g>x + #g≥x)
+
+    @property
+    def bins(self) -> int:
+        return int(self.counts.size)
+
+    # ------------------------------------------------------------------ derived tables (cheap, recomputed on use)
+    def bin_of(self, x: np.ndarray) -> np.ndarray:
+        """Bin index of each score (the same function as for the impostors)."""
+        return bin_index(np.asarray(x), self.shift).astype(np.int64)
+
+    def _ge(self) -> np.ndarray:
+        """ge[b] = #{impostor with bin ≥ b}, length bins + 1."""
+        return np.append(np.cumsum(self.counts[::-1])[::-1], 0).astype(np.int64)
+
+    def _gen_lt(self, gs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(bin of each sorted genuine score, lt[b] = #{genuine with bin < b}, length bins + 1)."""
+        gb = self.bin_of(gs)
+        return gb, np.append(0, np.cumsum(np.bincount(gb, minlength=self.bins))).astype(np.int64)
+
+    def _refined_end(self) -> np.ndarray:
+        """End offset in ``refined_values`` of each refined bin."""
+        return np.cumsum(self.counts[self.refined_bins]).astype(np.int64)
+
+    # ------------------------------------------------------------------ queries used by the metrics
+    def nfa_bounds(self, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Bounds (lo, hi) on #{impostor ≥ t} for thresholds t; exact (lo = hi) where t's bin is refined or empty."""
+        t = np.asarray(t, dtype=np.float64)
+        b = self.bin_of(t)
+        ge = self._ge()
+        lo, hi = ge[b + 1].copy(), ge[b].copy()
+        if self.refined_bins.size:
+            slot = np.minimum(np.searchsorted(self.refined_bins, b), self.refined_bins.size - 1)
+            hit = self.refined_bins[slot] == b
+            end = self._refined_end()[slot[hit]]
+            exact = lo[hit] + end - np.searchsorted(self.refined_values, t[hit], side="left")
+            lo[hit] = exact
+            hi[hit] = exact
+        return lo, hi
+
+    def _refined(self, b: int) -> np.ndarray:
+        i = int(np.searchsorted(self.refined_bins, b))
+        if i >= self.refined_bins.size or self.refined_bins[i] != b:
+            if self.counts[b] == 0:
+                return np.empty(0, dtype=np.float64)
+            raise ValueError(
+                "the ImpostorSummary was not refined for the EER of these genuine scores; "
+                "build it with these genuine scores (SummaryBuilder.plan)"
+            )
+        end = self._refined_end()
+        return self.refined_values[end[i] - self.counts[b] : end[i]]
+
+    def eer_bracket(self, gs: np.ndarray) -> tuple[int, int | None]:
+        """(b', b*): the EER crossing lies between the operating point at the lowest score of occupied bin b' and the
+        one at the lowest score of the next occupied bin b* (None = reject everything)."""
+        gb, lt = self._gen_lt(gs)
+        ge = self._ge()
+        occ = np.flatnonzero(np.bincount(gb, minlength=self.bins) + self.counts)
+        n_miss = np.append(lt[occ], gs.size)
+        n_fa = np.append(ge[occ], 0)
+        j = int(np.argmax(n_miss * self.n >= n_fa * gs.size))
+        return int(occ[j - 1]), (int(occ[j]) if j < occ.size else None)
+
+    def eer_points(self, gs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The consecutive operating points around the EER crossing, with exact counts (thresholds, n_miss, n_fa)."""
+        b_prev, b_star = self.eer_bracket(gs)
+        _, lt = self._gen_lt(gs)
+        t = np.union1d(gs[lt[b_prev] : lt[b_prev + 1]].astype(np.float64), self._refined(b_prev))
+        if b_star is None:
+            t_star = math.inf
+        else:
+            first = list(self._refined(b_star)[:1]) + list(gs[lt[b_star] : lt[b_star] + 1].astype(np.float64))
+            t_star = min(first)
+        n_fa = np.append(self.nfa_bounds(t)[0], self._ge()[b_star] if b_star is not None else 0)
+        t = np.append(t, t_star)
+        return t, np.searchsorted(gs, t, side="left"), n_fa
+
+    def dcf_bins(self, gs: np.ndarray, p_target: float, c_miss: float, c_fa: float) -> np.ndarray:
+        """Bins whose exact values are needed for minDCF: those where a candidate threshold (a genuine score) could
+        reach the minimum given only the histogram (its lower-bound cost ≤ the best upper-bound cost)."""
+        cand = np.unique(gs).astype(np.float64)
+        n_miss = np.searchsorted(gs, cand, side="left")
+        b = self.bin_of(cand)
+        ge = self._ge()
+        cost_lo = dcf_cost(n_miss, ge[b + 1], gs.size, self.n, p_target, c_miss, c_fa)
+        cost_hi = dcf_cost(n_miss, ge[b], gs.size, self.n, p_target, c_miss, c_fa)
+        reject_all = dcf_cost(np.array([gs.size]), np.array([0]), gs.size, self.n, p_target, c_miss, c_fa)[0]
+        bound = min(float(cost_hi.min()), float(reject_all))
+        need = b[(cost_lo <= bound) & (self.counts[b] > 0)]
+        return np.unique(need)
+
+    def auc_numerator(self, gs: np.ndarray) -> int:
+        """Σ over impostors x of #{genuine > x} + #{genuine ≥ x} (= 2·AUC·G·I), as accumulated in the second pass."""
+        if self.auc_state is None or self.auc_state[0] != _genuine_fingerprint(gs):
+            raise ValueError(
+                "the ImpostorSummary has no AUC for these genuine scores; pass them to SummaryBuilder.plan(auc=True)"
+            )
+        return int(self.auc_state[1])
+
+    def roc_cuts(self, gs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Exact ROC points at each occupied bin's lower boundary, decreasing: (bin's lowest float, #gen ≥, #imp ≥).
+
+        The point of bin b accepts the scores whose bin is ≥ b, i.e. score ≥ the lowest score present in bin b.
+        """
+        gb, lt = self._gen_lt(gs)
+        occ = np.flatnonzero(np.bincount(gb, minlength=self.bins) + self.counts)[::-1]
+        return bin_low_edge(occ, self.shift), gs.size - lt[occ], self._ge()[occ]
+
+
+class SummaryBuilder:
+    """Two-pass construction of an :class:`ImpostorSummary` (see the module docstring).
+
+    Args:
+        top: how many of the largest impostor scores to keep exactly (TAR@FAR = f needs ⌊f·N⌋ + 1).
+        mantissa_bits: histogram resolution, 0–13 mantissa bits per bin (11: 2^20 bins, 2^-11 of an octave each);
+            finer bins mean fewer exact values kept in the second pass, coarser ones a smaller histogram.
+    """
+
+    def __init__(self, top: int = 0, mantissa_bits: int = MANTISSA_BITS):
+        if int(top) < 0:
+            raise ValueError(f"top must be ≥ 0, got {top}")
+        if not (isinstance(mantissa_bits, (int, np.integer)) and 0 <= mantissa_bits <= 13):
+            raise ValueError(f"mantissa_bits must be an integer in [0, 13], got {mantissa_bits!r}")
+        self.shift = _shift(mantissa_bits)
+        self.bins = n_bins(self.shift)
+        self._counts = np.zeros(self.bins, dtype=np.int64)
+        self._top = TopAccumulator(int(top))
+        self._n = 0
+        self._planned: ImpostorSummary | None = None
+        self._refine_mask: np.ndarray | None = None
+        self._refine_runs: list[tuple[int, int]] = []
+        self._gocc_mask: np.ndarray | None = None
+        self._gs: np.ndarray | None = None
+        self._gfp: tuple[int, float] | None = None
+        self._n2 = 0
+        self._vals: list[np.ndarray] = []
+        self._auc_num = 0
+
+    @staticmethod
+    def _flat(scores: object) -> np.ndarray:
+        if isinstance(scores, torch.Tensor):
+            t = scores.detach().cpu()
+            a = (t.float() if t.dtype in (torch.float16, torch.bfloat16) else t).numpy()
+        else:
+            a = np.asarray(scores)
+        if a.dtype.kind != "f":
+            raise ValueError(f"impostor scores must be floating point, got dtype {a.dtype}")
+        a = a.reshape(-1)
+        if a.size and not (math.isfinite(float(a.min())) and math.isfinite(float(a.max()))):
+            bad = int(np.count_nonzero(~np.isfinite(a)))
+            raise ValueError(f"impostor scores contain {bad} NaN/infinite value(s); scores must be finite")
+        return a
+
+    def add(self, scores: object) -> None:
+        """Pass 1: count a block of impostor scores (any shape) into the histogram and the exact top."""
+        if self._planned is not None:
+            raise RuntimeError("add() after plan(): the first pass is closed; use refine() for the second pass")
+        x = self._flat(scores)
+        for i in range(0, x.size, 8 * CHUNK):
+            c = x[i : i + 8 * CHUNK]
+            self._add_binned(c, bin_index(c, self.shift))
+
+    def _add_binned(self, x: np.ndarray, b: np.ndarray) -> None:
+        if x.size < self.bins // 64:  # small block: no full-length bincount
+            np.add.at(self._counts, b, 1)
+        else:
+            self._counts += torch.bincount(torch.from_numpy(b), minlength=self.bins).numpy()
+        self._top.add(x)
+        self._n += x.size
+
+    def plan(
+        self,
+        genuine: object,
+        p_targets: Sequence[float] = (0.01,),
+        c_miss: float = 1.0,
+        c_fa: float = 1.0,
+        auc: bool = True,
+        eer: bool = True,
+    ) -> None:
+        """Close pass 1 and choose the bins to refine for the EER (if ``eer``) and minDCF(p) of these genuine
+        scores, and whether to count AUC pairs in pass 2."""
+        if self._n == 0:
+            raise ValueError("no impostor scores were added; a verification metric needs impostor scores")
+        gs = np.sort(as_scores(genuine, "genuine"))
+        pre = ImpostorSummary(self._n, self.shift, self._counts.copy(), np.empty(0))
+        need = [np.empty(0, dtype=np.int64)]
+        if eer:
+            need.append(np.array([b for b in pre.eer_bracket(gs) if b is not None], dtype=np.int64))
+        need += [pre.dcf_bins(gs, float(p), float(c_miss), float(c_fa)) for p in p_targets]
+        need_bins = np.unique(np.concatenate(need))
+        need_bins = need_bins[pre.counts[need_bins] > 0]
+        self._planned = pre
+        self._refine_mask = np.zeros(self.bins, dtype=bool)
+        self._refine_mask[need_bins] = True
+        starts = np.flatnonzero(np.diff(need_bins, prepend=-2) != 1)  # runs of consecutive bins
+        ends = np.append(starts[1:], need_bins.size) - 1
+        self._refine_runs = [(int(need_bins[a]), int(need_bins[e])) for a, e in zip(starts, ends)]
+        if auc:
+            gcount = np.bincount(pre.bin_of(gs), minlength=self.bins)
+            self._gocc_mask = gcount > 0
+            g_gt = gs.size - np.cumsum(gcount)  # #{genuine with bin > b}
+            free = gcount == 0
+            self._auc_num = int(np.sum(2 * g_gt[free] * pre.counts[free], dtype=np.int64))
+            self._gs = gs if gs.dtype == np.float32 else gs.astype(np.float64)
+            self._gfp = _genuine_fingerprint(gs)
+
+    @property
+    def needs_second_pass(self) -> bool:
+        """True when refine() must see the scores again (some bin to refine, or AUC requested)."""
+        if self._planned is None:
+            raise RuntimeError("call plan() first")
+        return bool(self._refine_runs) or self._gs is not None
+
+    def refine(self, scores: object) -> None:
+        """Pass 2: keep the exact scores of the refined bins and count AUC pairs; same scores as pass 1."""
+        if self._planned is None:
+            raise RuntimeError("call plan() before refine()")
+        x = self._flat(scores)
+        for i in range(0, x.size, 8 * CHUNK):
+            c = x[i : i + 8 * CHUNK]
+            self._refine_binned(c, bin_index(c, self.shift))
+
+    def _refine_binned(self, x: np.ndarray, b: np.ndarray) -> None:
+        if self._refine_runs:
+            if len(self._refine_runs) <= 4:  # a few runs of bins: range tests are cheaper than a table lookup
+                sel = np.zeros(b.shape, dtype=bool)
+                for lo, hi in self._refine_runs:
+                    sel |= (b >= lo) & (b <= hi)
+            else:
+                sel = self._refine_mask[b]
+            vals = x[sel]
+            if vals.size:
+                self._vals.append(vals.astype(np.float64))
+        if self._gs is not None:
+            self._auc_num += self._auc_pairs(x[self._gocc_mask[b]])
+        self._n2 += x.size
+
+    def _auc_pairs(self, x: np.ndarray) -> int:
+        """Σ over x of #{genuine > x} + #{genuine ≥ x} = Σ (G − lt) + (G − le); le − lt (ties) only where x is a
+        genuine value, so one binary search per score."""
+        gs = self._gs
+        if x.dtype != gs.dtype:  # compare in a dtype that holds both exactly
+            gs = self._gs = gs.astype(np.float64)
+            x = x.astype(np.float64)
+        n_g = gs.size
+        lt = np.searchsorted(gs, x)
+        tied = gs[np.minimum(lt, n_g - 1)] == x
+        ties = 0
+        if tied.any():
+            ties = int((np.searchsorted(gs, x[tied], side="right") - lt[tied]).sum())
+        return 2 * n_g * x.size - 2 * int(lt.sum(dtype=np.int64)) - ties
+
+    def build(self) -> ImpostorSummary:
+        """The summary; after plan() it requires that refine() has seen exactly the scores of pass 1."""
+        counts = self._counts.copy()
+        top = self._top.result()
+        if self._planned is None:
+            return ImpostorSummary(self._n, self.shift, counts, top)
+        if self.needs_second_pass and self._n2 != self._n:
+            raise ValueError(
+                f"the second pass saw {self._n2} impostor scores but the first saw {self._n}; "
+                "refine() must be given exactly the same scores as add()"
+            )
+        values = np.sort(np.concatenate(self._vals)) if self._vals else np.empty(0, dtype=np.float64)
+        rbins = np.flatnonzero(self._refine_mask).astype(np.int64)
+        if values.size != int(counts[rbins].sum()):
+            raise ValueError("the second pass saw different scores than the first (refined bin counts differ)")
+        auc_state = None if self._gs is None else (self._gfp, self._auc_num)
+        return ImpostorSummary(self._n, self.shift, counts, top, rbins, values, auc_state)
+
+
+def summarize(
+    genuine: object,
+    impostor: object,
+    top: int = 0,
+    mantissa_bits: int = MANTISSA_BITS,
+    p_targets: Sequence[float] = (0.01,),
+    c_miss: float = 1.0,
+    c_fa: float = 1.0,
+    auc: bool = True,
+    eer: bool = True,
+    block: int = 1 << 23,
+) -> ImpostorSummary:
+    """Build an ImpostorSummary from an in-memory impostor array (the two passes of :class:`SummaryBuilder` in
+    blocks of ``block`` scores; the bins of pass 1 are kept for pass 2, 4 bytes per score)."""
+    imp = as_scores(impostor, "impostor")
+    b = SummaryBuilder(top=top, mantissa_bits=mantissa_bits)
+    blocks = [imp[i : i + block] for i in range(0, imp.size, block)]
+    bins = []
+    for x in blocks:
+        bins.append(bin_index(x, b.shift))
+        b._add_binned(x, bins[-1])
+    b.plan(genuine, p_targets=p_targets, c_miss=c_miss, c_fa=c_fa, auc=auc, eer=eer)
+    if b.needs_second_pass:
+        for x, bx in zip(blocks, bins):
+            b._refine_binned(x, bx)
+    return b.build()
