@@ -1,4 +1,7 @@
-"""Batch samplers: P identities × K samples per batch, for pair and triplet losses."""
+"""Samplers: P identities × K samples per batch (pair and triplet losses), and class-balanced sampling.
+
+Plain random sampling is torch's own ``torch.utils.data.RandomSampler`` (or ``DataLoader(shuffle=True)``).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ import numpy as np
 import torch
 from torch.utils.data import Sampler
 
-__all__ = ["PKSampler"]
+__all__ = ["ClassBalancedSampler", "PKSampler"]
 
 
 def _as_int_labels(labels: Sequence[int] | np.ndarray | torch.Tensor) -> np.ndarray:
@@ -110,3 +113,50 @@ class PKSampler(Sampler[list[int]]):
                     continue
                 chosen.append(ident)
             yield [int(i) for ident in chosen for i in self._samples(rng, self._groups[ident])]
+
+
+class ClassBalancedSampler(Sampler[int]):
+    """Indices drawn with replacement, sample i with probability ∝ 1 / count(labels[i]): every class equally likely.
+
+    Drawn as a uniform class, then a uniform sample of that class (no limit on the number of samples).
+
+    ``num_samples`` indices per epoch (default: the number of samples). Deterministic per ``(seed, epoch)``; call
+    :meth:`set_epoch` before each epoch for a new draw. Use as ``DataLoader(dataset, sampler=...)``.
+    """
+
+    def __init__(
+        self,
+        labels: Sequence[int] | np.ndarray | torch.Tensor,
+        num_samples: int | None = None,
+        seed: int = 0,
+    ):
+        super().__init__()
+        arr = _as_int_labels(labels)
+        if num_samples is None:
+            num_samples = len(arr)
+        if not isinstance(num_samples, int) or isinstance(num_samples, bool) or num_samples < 1:
+            raise ValueError(f"num_samples must be a positive integer, got {num_samples!r}")
+        if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        _, inverse, counts = np.unique(arr, return_inverse=True, return_counts=True)
+        self._order = torch.from_numpy(np.argsort(inverse, kind="stable"))  # sample indices grouped by class
+        self._counts = torch.from_numpy(counts)
+        self._starts = torch.from_numpy(np.cumsum(counts) - counts)
+        self.num_samples, self.seed, self.epoch = num_samples, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose draw the next iteration yields."""
+        if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0:
+            raise ValueError(f"epoch must be a non-negative integer, got {epoch!r}")
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+    def __iter__(self) -> Iterator[int]:
+        # a uniform class, then a uniform sample of it: P(i) = 1 / (C · count(labels[i])), for any number of samples
+        g = torch.Generator().manual_seed(int(np.random.SeedSequence([self.seed, self.epoch]).generate_state(1)[0]))
+        cls = torch.randint(len(self._counts), (self.num_samples,), generator=g)
+        within = (torch.rand(self.num_samples, generator=g, dtype=torch.float64) * self._counts[cls]).long()
+        within = torch.minimum(within, self._counts[cls] - 1)
+        yield from self._order[self._starts[cls] + within].tolist()

@@ -1,0 +1,178 @@
+"""Per-sample augmentation written with torch (no torchvision): affine, resized crop, horizontal flip.
+
+Every transform takes and returns one image tensor C×H×W (float) and draws its randomness from torch's global
+generator, so a pipeline is reproducible under ``torch.manual_seed`` (in DataLoader workers, torch seeds each worker
+from the loader's base seed). Resampling is bilinear through ``affine_grid`` + ``grid_sample`` (align_corners=False);
+pixels from outside the image get ``fill``, by default −1: the background of this package's [-1, 1] images.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from .._checks import check_in_range, check_positive
+
+__all__ = ["Compose", "RandomAffine", "RandomHorizontalFlip", "RandomResizedCrop"]
+
+
+def _range(value: float | Sequence[float], name: str, symmetric: bool) -> tuple[float, float]:
+    if isinstance(value, (int, float)):
+        v = check_positive(value, name, strict=False)
+        return (-v, v) if symmetric else (v, v)
+    lo, hi = (float(x) for x in value)
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo <= hi):
+        raise ValueError(f"{name} must be a number or a (min, max) pair with min ≤ max, got {value!r}")
+    return lo, hi
+
+
+def _uniform(lo: float, hi: float) -> float:
+    return lo if lo == hi else lo + (hi - lo) * float(torch.rand(()))
+
+
+def _check_image(image: torch.Tensor) -> None:
+    if not isinstance(image, torch.Tensor) or image.dim() != 3 or not image.is_floating_point():
+        raise ValueError(
+            f"image must be a floating-point C×H×W tensor, got "
+            f"{tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__}"
+        )
+
+
+def _resample(image: torch.Tensor, theta: torch.Tensor, size: tuple[int, int], fill: float) -> torch.Tensor:
+    """Bilinear resampling: output pixel at normalized p takes the input at theta·[p, 1] (normalized coordinates)."""
+    grid = F.affine_grid(theta[None].to(image.dtype), [1, image.shape[0], *size], align_corners=False)
+    out = F.grid_sample((image - fill)[None], grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return out[0] + fill
+
+
+class RandomAffine:
+    """Random rotation, translation, scale and x-shear about the image centre.
+
+    ``degrees``: rotation range, a number d for U(−d, d) or a (min, max) pair; ``translate`` = (fx, fy): shifts
+    U(−fx·W, fx·W) and U(−fy·H, fy·H); ``scale`` = (min, max) zoom factor; ``shear``: x-shear angle in degrees, a
+    number s for U(−s, s) or a pair. The forward map is T · R · Sh · S (pixels, centred); the output is the input
+    sampled at its inverse. All zero (scale (1, 1)) is the identity.
+    """
+
+    def __init__(
+        self,
+        degrees: float | Sequence[float] = 0.0,
+        translate: Sequence[float] = (0.0, 0.0),
+        scale: Sequence[float] = (1.0, 1.0),
+        shear: float | Sequence[float] = 0.0,
+        fill: float = -1.0,
+    ):
+        self.degrees = _range(degrees, "degrees", symmetric=True)
+        if len(translate) != 2:
+            raise ValueError(f"translate must be a pair (fx, fy) of fractions, got {translate!r}")
+        self.translate = tuple(check_in_range(t, "translate", 0.0, 1.0) for t in translate)
+        self.scale = _range(scale, "scale", symmetric=False)
+        if self.scale[0] <= 0:
+            raise ValueError(f"scale must be > 0, got {scale!r}")
+        self.shear = _range(shear, "shear", symmetric=True)
+        if max(abs(s) for s in self.shear) >= 90:
+            raise ValueError(f"shear must lie in (−90, 90) degrees, got {shear!r}")
+        self.fill = float(fill)
+
+    def __call__(self, image: torch.Tensor) -> torch.Tensor:
+        _check_image(image)
+        _, h, w = image.shape
+        angle = math.radians(_uniform(*self.degrees))
+        tx = _uniform(-self.translate[0], self.translate[0]) * w
+        ty = _uniform(-self.translate[1], self.translate[1]) * h
+        s = _uniform(*self.scale)
+        sh = math.tan(math.radians(_uniform(*self.shear)))
+        c, si = math.cos(angle), math.sin(angle)
+        # forward map in pixels: A = R · [[1, sh], [0, 1]] · s, then + (tx, ty)
+        a = torch.tensor([[c, c * sh - si], [si, si * sh + c]], dtype=torch.float64) * s
+        inv = torch.linalg.inv(a)
+        # normalized coordinates u = 2x/W (centred): x = (W/2)·u, so in normalized units M = D⁻¹ A⁻¹ D
+        d = torch.tensor([w / 2.0, h / 2.0], dtype=torch.float64)
+        m = inv * d[None, :] / d[:, None]
+        shift = -(m @ torch.tensor([2 * tx / w, 2 * ty / h], dtype=torch.float64))
+        theta = torch.cat([m, shift[:, None]], dim=1)
+        return _resample(image, theta, (h, w), self.fill)
+
+
+class RandomResizedCrop:
+    """Crop a random region (area fraction U(scale), aspect ratio log-uniform in ``ratio``) and resize to ``size``².
+
+    As torchvision: up to 10 draws for a region that fits, else the central crop of the largest region with an aspect
+    ratio inside ``ratio``. Resized bilinearly (no antialiasing: keep ``scale`` near 1 when the output is much smaller).
+    """
+
+    def __init__(
+        self,
+        size: int,
+        scale: Sequence[float] = (0.08, 1.0),
+        ratio: Sequence[float] = (3 / 4, 4 / 3),
+        fill: float = -1.0,
+    ):
+        if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+            raise ValueError(f"size must be a positive integer, got {size!r}")
+        self.size = size
+        self.scale = _range(scale, "scale", symmetric=False)
+        self.ratio = _range(ratio, "ratio", symmetric=False)
+        if not 0 < self.scale[0] <= self.scale[1] <= 1:
+            raise ValueError(f"scale must be a (min, max) area fraction in (0, 1], got {scale!r}")
+        if self.ratio[0] <= 0:
+            raise ValueError(f"ratio must be positive, got {ratio!r}")
+        self.fill = float(fill)
+
+    def _region(self, h: int, w: int) -> tuple[float, float, float, float]:
+        area = h * w
+        log_lo, log_hi = math.log(self.ratio[0]), math.log(self.ratio[1])
+        for _ in range(10):
+            target = area * _uniform(*self.scale)
+            aspect = math.exp(_uniform(log_lo, log_hi))
+            cw, ch = round(math.sqrt(target * aspect)), round(math.sqrt(target / aspect))
+            if 0 < cw <= w and 0 < ch <= h:
+                top = int(torch.randint(0, h - ch + 1, ()))
+                left = int(torch.randint(0, w - cw + 1, ()))
+                return top, left, ch, cw
+        in_ratio = w / h
+        if in_ratio < self.ratio[0]:
+            cw, ch = w, round(w / self.ratio[0])
+        elif in_ratio > self.ratio[1]:
+            cw, ch = round(h * self.ratio[1]), h
+        else:
+            cw, ch = w, h
+        return (h - ch) // 2, (w - cw) // 2, ch, cw
+
+    def __call__(self, image: torch.Tensor) -> torch.Tensor:
+        _check_image(image)
+        _, h, w = image.shape
+        top, left, ch, cw = self._region(h, w)
+        # the crop's centre and half-extent in normalized coordinates
+        cx, cy = (left + cw / 2) / w * 2 - 1, (top + ch / 2) / h * 2 - 1
+        theta = torch.tensor([[cw / w, 0.0, cx], [0.0, ch / h, cy]], dtype=torch.float64)
+        return _resample(image, theta, (self.size, self.size), self.fill)
+
+
+class RandomHorizontalFlip:
+    """Mirror left–right with probability ``p``."""
+
+    def __init__(self, p: float = 0.5):
+        self.p = check_in_range(p, "p", 0.0, 1.0)
+
+    def __call__(self, image: torch.Tensor) -> torch.Tensor:
+        _check_image(image)
+        return image.flip(-1) if float(torch.rand(())) < self.p else image
+
+
+class Compose:
+    """Apply ``transforms`` in order."""
+
+    def __init__(self, transforms: Sequence[Callable[[torch.Tensor], torch.Tensor]]):
+        for t in transforms:
+            if not callable(t):
+                raise ValueError(f"every transform must be callable, got {type(t).__name__}")
+        self.transforms = list(transforms)
+
+    def __call__(self, image: torch.Tensor) -> torch.Tensor:
+        for t in self.transforms:
+            image = t(image)
+        return image
