@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .commands import demo, losses
+from .commands import demo, embed, export, losses, train
 
-COMMANDS = (losses, demo)
+COMMANDS = (losses, train, embed, export, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:

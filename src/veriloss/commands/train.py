@@ -1,0 +1,64 @@
+"""``veriloss train CONFIG [--set key=value ...]``: train from a YAML recipe, checkpointing into an output folder."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train a model from a YAML config",
+        description="Train from a YAML config (see configs/). Under torchrun every process joins torch.distributed.",
+    )
+    p.add_argument("config", type=Path, help="YAML recipe")
+    example = "--set data.root=../shared/data/omniglot"
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help=f"override a config value, e.g. {example} (repeatable)")  # fmt: skip
+    p.add_argument("--out", type=Path, default=None, help="output folder (default: runs/<config name>)")
+    p.add_argument("--resume", action="store_true", help="continue from the checkpoint in the output folder")
+    p.set_defaults(run=run)
+
+
+def format_metrics(metrics: dict) -> str:
+    """A markdown table of the final open-set metrics."""
+    lines = [
+        f"{metrics['n_genuine']:,} genuine / {metrics['n_impostor']:,} impostor pairs "
+        f"({metrics['n_embeddings']:,} test embeddings)",
+        "",
+        "| metric | value | impostors admitted |",
+        "|---|---|---|",
+        f"| EER | {100 * metrics['eer']:.2f}% | |",
+    ]
+    for p, value in metrics["min_dcf"].items():
+        lines.append(f"| minDCF (p={p}) | {value:.4f} | |")
+    for far, t in metrics["tar"].items():
+        value = "not measurable" if t["tar"] is None else f"{100 * t['tar']:.2f}%"
+        admitted = "" if t["impostors_admitted"] is None else str(t["impostors_admitted"])
+        lines.append(f"| TAR@FAR={float(far):.0e} | {value} | {admitted} |")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..train import Trainer, load_config
+    from ..train import distributed as D
+
+    config = load_config(args.config, args.overrides)
+    D.init_from_env("auto")
+    out = args.out or Path("runs") / args.config.stem
+    trainer = Trainer(config, out, resume=args.resume)
+    if D.rank() == 0:
+        print(
+            f"training {config['loss']['name']} on {config['data']['name']} "
+            f"({trainer.train_set.num_classes} identities, "
+            f"{len(trainer.train_set)} samples): {trainer.total_steps} steps of {trainer.batch_size} → {out}",
+            file=sys.stderr,
+        )
+    metrics = trainer.fit()
+    if metrics.get("status") == "interrupted":
+        return 130
+    if D.rank() == 0 and "eer" in metrics:
+        print(format_metrics(metrics))
+    return 0

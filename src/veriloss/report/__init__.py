@@ -1,0 +1,1 @@
+"""Reports: training curves; ROC/DET plots, score histograms and metrics tables."""

@@ -1,0 +1,92 @@
+"""torch.distributed helpers: process-group setup from the launcher's environment, and BatchNorm over all ranks.
+
+torch's SyncBatchNorm runs only on GPUs; :class:`CrossRankBatchNorm` does the same on any device (gloo on CPU): the
+per-channel sums are all-reduced with a differentiable all-reduce, so a data-parallel step sees exactly the batch
+statistics of the global batch, as a single process would.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.distributed import nn as dist_nn
+
+__all__ = ["CrossRankBatchNorm", "convert_batchnorm", "init_from_env", "is_distributed", "rank", "world_size"]
+
+
+def is_distributed() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def rank() -> int:
+    return dist.get_rank() if is_distributed() else 0
+
+
+def world_size() -> int:
+    return dist.get_world_size() if is_distributed() else 1
+
+
+def init_from_env(backend: str = "auto") -> bool:
+    """Join the process group described by torchrun's variables (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT).
+
+    Returns False (single process) when they are absent. ``backend`` "auto" is nccl with CUDA, gloo otherwise.
+    """
+    if "WORLD_SIZE" not in os.environ or int(os.environ["WORLD_SIZE"]) <= 1 or dist.is_initialized():
+        return dist.is_initialized()
+    if backend == "auto":
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+    dist.init_process_group(backend=backend)
+    return True
+
+
+class CrossRankBatchNorm(nn.modules.batchnorm._BatchNorm):
+    """BatchNorm whose training statistics are those of the batch across all ranks (any device, any backend)."""
+
+    def _check_input_dim(self, x: torch.Tensor) -> None:
+        if x.dim() < 2:
+            raise ValueError(f"CrossRankBatchNorm expects (N, C, ...) inputs, got shape {tuple(x.shape)}")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self._check_input_dim(x)
+        if not (self.training and is_distributed()):
+            return super().forward(x)
+        if self.momentum is None:
+            raise ValueError("CrossRankBatchNorm needs a float momentum (cumulative averaging is not supported)")
+        c = x.shape[1]
+        dims = [0, *range(2, x.dim())]
+        xf = x.float()
+        count = torch.tensor([x.numel() / c], dtype=torch.float32, device=x.device)
+        stats = dist_nn.functional.all_reduce(torch.cat([xf.sum(dims), (xf * xf).sum(dims), count]))
+        n = stats[-1]
+        mean = stats[:c] / n
+        var = (stats[c : 2 * c] / n - mean * mean).clamp_min(0.0)
+        if self.track_running_stats:
+            with torch.no_grad():
+                self.num_batches_tracked.add_(1)
+                self.running_mean.mul_(1 - self.momentum).add_(self.momentum * mean.detach())
+                unbiased = var.detach() * n / (n - 1).clamp_min(1.0)
+                self.running_var.mul_(1 - self.momentum).add_(self.momentum * unbiased)
+        shape = (1, c) + (1,) * (x.dim() - 2)
+        y = (xf - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
+        if self.affine:
+            y = y * self.weight.view(shape) + self.bias.view(shape)
+        return y.to(x.dtype)
+
+
+def convert_batchnorm(module: nn.Module) -> nn.Module:
+    """Replace every BatchNorm{1,2,3}d in ``module`` by a :class:`CrossRankBatchNorm` with the same state."""
+    if isinstance(module, nn.modules.batchnorm._BatchNorm) and not isinstance(module, CrossRankBatchNorm):
+        new = CrossRankBatchNorm(
+            module.num_features, module.eps, module.momentum, module.affine, module.track_running_stats
+        ).to(next(iter(module.state_dict().values()), torch.empty(0)).device)
+        new.load_state_dict(module.state_dict())
+        if module.affine:
+            new.weight.requires_grad_(module.weight.requires_grad)
+            new.bias.requires_grad_(module.bias.requires_grad)
+        return new
+    for name, child in module.named_children():
+        setattr(module, name, convert_batchnorm(child))
+    return module

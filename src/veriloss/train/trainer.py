@@ -1,0 +1,573 @@
+"""The trainer: config → data, backbone, loss → steps with checkpoints, validation, logs; exact resume; DDP.
+
+Determinism: the batches of an epoch are a pure function of (seed, epoch); each sample's augmentation is seeded by
+(seed, epoch, index); the global RNG state is saved in every checkpoint. A run interrupted at any step and resumed
+therefore ends with exactly the weights of an uninterrupted run. Under torch.distributed every rank builds the same
+global batch and takes its slice; BatchNorm statistics are all-reduced (:class:`CrossRankBatchNorm`), so a
+data-parallel step equals a single-process step on the global batch.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset
+
+from .. import heads, models, pairwise
+from ..data import PKSampler, build_dataset
+from ..heads.alpha import A3MIHead
+from ..protocols import all_pairs
+from . import distributed as D
+from .callbacks import MarginWarmup
+from .checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
+
+__all__ = ["Trainer", "build_loss", "embed", "main_head"]
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# building blocks
+# --------------------------------------------------------------------------------------------------------------------
+def _fill(cls_params: dict, params: dict, embedding_dim: int, num_classes: int) -> dict:
+    """Add embedding_dim / num_classes to ``params`` when the loss takes them and they are not given."""
+    out = dict(params)
+    for key, value in (("embedding_dim", embedding_dim), ("num_classes", num_classes)):
+        if key in cls_params and key not in out:
+            out[key] = value
+    return out
+
+
+def build_loss(loss_cfg: dict, embedding_dim: int, num_classes: int) -> nn.Module:
+    """The training loss: a head (veriloss.heads) or a pairwise loss, plus weighted auxiliary pairwise losses."""
+    name = loss_cfg["name"]
+    params = dict(loss_cfg.get("params") or {})
+    if name.lower() in heads.available() or name.lower() in heads.aliases():
+        main = heads.create(name, embedding_dim, num_classes, **params)
+    elif name.lower() in pairwise.available() or name.lower() in pairwise.aliases():
+        spec = pairwise.describe(name)["parameters"]
+        main = pairwise.create(name, **_fill(spec, params, embedding_dim, num_classes))
+    else:
+        valid = ", ".join(heads.available() + pairwise.available())
+        raise ValueError(f"loss.name: unknown loss {name!r}; available: {valid}")
+    aux = loss_cfg.get("aux") or []
+    if not aux:
+        return main
+    terms = {}
+    for i, term in enumerate(aux):
+        if not isinstance(term, dict) or "name" not in term or "weight" not in term:
+            raise ValueError(f"loss.aux[{i}] must be a mapping with 'name', 'weight' and optional 'params'")
+        spec = pairwise.describe(term["name"])["parameters"]
+        module = pairwise.create(term["name"], **_fill(spec, term.get("params") or {}, embedding_dim, num_classes))
+        terms[term["name"]] = (float(term["weight"]), module)
+    return pairwise.WeightedSum(main, terms)
+
+
+def main_head(loss: nn.Module) -> nn.Module:
+    """The head inside a loss (the loss itself, or the main term of a WeightedSum)."""
+    return loss.main if isinstance(loss, pairwise.WeightedSum) else loss
+
+
+class _TrainStep(nn.Module):
+    """backbone (under autocast) → float32 embeddings → loss; one module so DDP averages every gradient."""
+
+    def __init__(self, backbone: nn.Module, loss: nn.Module, amp_dtype: torch.dtype | None, device_type: str):
+        super().__init__()
+        self.backbone = backbone
+        self.loss = loss
+        self.amp_dtype = amp_dtype
+        self.device_type = device_type
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(
+            self.device_type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None
+        ):
+            emb = self.backbone(x)
+        return self.loss(emb.float(), y)
+
+
+class _SeededView(Dataset):
+    """Sample i of epoch e is produced under the RNG seed (seed, e, i): augmentation independent of loaders."""
+
+    def __init__(self, dataset: Dataset, seed: int, epoch: int):
+        self.dataset, self.seed, self.epoch = dataset, seed, epoch
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def _seed(self, i: int) -> int:
+        return hash((self.seed, self.epoch, int(i))) & 0x7FFF_FFFF_FFFF_FFFF
+
+    def __getitem__(self, i: int):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self._seed(i))
+            return self.dataset[i]
+
+    def __getitems__(self, indices: list[int]) -> list:
+        """Batched fetch (the DataLoader uses it): datasets that render a batch at once (``images``) do so, then
+        each sample's transform runs under that sample's seed, exactly as :meth:`__getitem__` would."""
+        render = getattr(self.dataset, "images", None)
+        if render is None:
+            return [self[i] for i in indices]
+        images, labels = render(list(indices))
+        transform = getattr(self.dataset, "transform", None)
+        out = []
+        for i, image, label in zip(indices, images, labels):
+            if transform is not None:
+                with torch.random.fork_rng(devices=[]):
+                    torch.manual_seed(self._seed(i))
+                    image = transform(image)
+            out.append((image, int(label)))
+        return out
+
+
+def _lr_lambda(schedule: dict, total_steps: int) -> Callable[[int], float]:
+    warmup = int(schedule.get("warmup_steps") or 0)
+    kind = schedule.get("kind", "cosine")
+    floor = float(schedule.get("min_lr_scale") or 0.0)
+    milestones = [round(f * total_steps) for f in schedule.get("milestones") or []]
+    gamma = float(schedule.get("gamma", 0.1))
+    if kind not in ("cosine", "step", "constant"):
+        raise ValueError(f"schedule.kind must be cosine, step or constant, got {kind!r}")
+
+    def lam(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        if kind == "cosine":
+            t = (step - warmup) / max(1, total_steps - warmup)
+            return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+        if kind == "step":
+            return gamma ** sum(step >= m for m in milestones)
+        return 1.0
+
+    return lam
+
+
+@torch.no_grad()
+def embed(
+    backbone: nn.Module,
+    dataset: Dataset,
+    indices: Sequence[int] | None = None,
+    batch_size: int = 512,
+    device: torch.device | str = "cpu",
+    amp_dtype: torch.dtype | None = None,
+) -> torch.Tensor:
+    """Embeddings (N×d, float32, not normalized) of ``dataset`` (or of ``indices``) in eval mode."""
+    was_training = backbone.training
+    backbone.eval()
+    idx = list(range(len(dataset))) if indices is None else list(indices)
+    out = []
+    device = torch.device(device)
+    for start in range(0, len(idx), batch_size):
+        x = torch.stack([dataset[i][0] for i in idx[start : start + batch_size]]).to(device)
+        with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+            out.append(backbone(x).float().cpu())
+    backbone.train(was_training)
+    return torch.cat(out) if out else torch.empty(0)
+
+
+def _resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name not in ("cpu", "cuda") and not name.startswith("cuda:"):
+        raise ValueError(f"device must be auto, cpu or cuda, got {name!r}")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError("device: cuda was asked for but no CUDA device is available")
+    return torch.device(name)
+
+
+def _amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
+    table = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+    if amp == "auto":
+        return torch.float16 if device.type == "cuda" else torch.bfloat16
+    if amp not in table:
+        raise ValueError(f"amp must be auto, bf16, fp16 or none, got {amp!r}")
+    return table[amp]
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# the trainer
+# --------------------------------------------------------------------------------------------------------------------
+class Trainer:
+    """Train a backbone with a loss from a config (see :data:`veriloss.train.config.DEFAULTS`).
+
+    ``fit()`` runs until the configured number of steps, writing into ``out_dir``: ``checkpoint.pt`` (atomic,
+    every ``checkpoint.every_steps``, at each epoch end, on Ctrl-C and at the end), ``history.jsonl`` (loss,
+    learning rate, batch accuracy, α-head support size and p_y = 0 fraction), ``metrics.json`` (the final open-set
+    evaluation of the test split) and TensorBoard logs in ``tb/``.
+    """
+
+    def __init__(self, config: dict, out_dir: str | Path, resume: bool = False, log: Callable[[str], None] = print):
+        self.config = config
+        self.out = Path(out_dir)
+        self.log = log if D.rank() == 0 else (lambda _msg: None)
+        self.device = _resolve_device(str(config.get("device", "auto")))
+        self.amp_dtype = _amp_dtype(str(config.get("amp", "auto")), self.device)
+        self.seed = int(config["seed"])
+        torch.manual_seed(self.seed)
+
+        self.train_set = build_dataset(config["data"], "train")
+        self.test_set = build_dataset(config["data"], "test")
+        model_cfg = dict(config["model"])
+        name = model_cfg.pop("name", None)
+        if not name:
+            raise ValueError("model.name is required; available: " + ", ".join(models.available()))
+        model_cfg.setdefault("in_channels", self.train_set.channels)
+        model_cfg.setdefault("input_size", self.train_set.image_size)
+        self.model_args = {"name": name, **model_cfg}  # saved in checkpoints: rebuilds the backbone alone
+        self.backbone = models.create(name, **model_cfg)
+        self.loss = build_loss(config["loss"], self.backbone.embedding_dim, self.train_set.num_classes)
+        self.head = main_head(self.loss)
+        if D.is_distributed():
+            D.convert_batchnorm(self.backbone)
+        self.step_module = _TrainStep(self.backbone, self.loss, self.amp_dtype, self.device.type).to(self.device)
+        self.train_module: nn.Module = self.step_module
+        if D.is_distributed():
+            self.train_module = DistributedDataParallel(
+                self.step_module, device_ids=[self.device.index] if self.device.type == "cuda" else None
+            )
+        self.optimizer = self._optimizer(config["optim"])
+        self.batch_size = int(config["batch_size"])
+        if self.batch_size % D.world_size():
+            raise ValueError(f"batch_size {self.batch_size} must be divisible by the {D.world_size()} processes")
+        self.steps_per_epoch = len(self._epoch_batches(0))
+        if self.steps_per_epoch == 0:
+            raise ValueError(f"the training set ({len(self.train_set)} samples) is smaller than one batch")
+        self.total_steps = int(config.get("max_steps") or int(config["epochs"]) * self.steps_per_epoch)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, _lr_lambda(config["schedule"], self.total_steps)
+        )
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+        self.margin_warmup = MarginWarmup(self.head, int(config["loss"].get("margin_warmup_steps") or 0))
+        self.reinit_step = self._reinit_step(config["loss"].get("reinit"))
+        self.step = self.epoch = self.batch_in_epoch = 0
+        self.history: list[dict] = []
+        self.finished = False
+        self._interrupted = False
+        if resume:
+            self._resume()
+
+    # --- setup -------------------------------------------------------------------------------------------------
+    def _optimizer(self, cfg: dict) -> torch.optim.Optimizer:
+        lr, wd = float(cfg["lr"]), float(cfg["weight_decay"])
+        head_wd = wd if cfg.get("head_weight_decay") is None else float(cfg["head_weight_decay"])
+        groups = [
+            {"params": [p for p in self.backbone.parameters() if p.requires_grad], "lr": lr, "weight_decay": wd},
+            {
+                "params": [p for p in self.loss.parameters() if p.requires_grad],
+                "lr": lr * float(cfg.get("head_lr_scale", 1.0)),
+                "weight_decay": head_wd,
+            },
+        ]
+        groups = [g for g in groups if g["params"]]
+        if cfg["name"] == "sgd":
+            return torch.optim.SGD(groups, lr=lr, momentum=float(cfg["momentum"]), nesterov=bool(cfg["nesterov"]))
+        if cfg["name"] == "adamw":
+            return torch.optim.AdamW(groups, lr=lr, betas=tuple(cfg["betas"]))
+        raise ValueError(f"optim.name must be sgd or adamw, got {cfg['name']!r}")
+
+    def _reinit_step(self, reinit: dict | None) -> int | None:
+        if not reinit:
+            return None
+        if not isinstance(self.head, A3MIHead):
+            raise ValueError(f"loss.reinit needs the a3m-i head, not {self.config['loss']['name']!r}")
+        if not isinstance(reinit, dict) or len(reinit) != 1 or next(iter(reinit)) not in ("at", "epoch", "step"):
+            raise ValueError(f"loss.reinit must be one of {{at: fraction}}, {{epoch: N}}, {{step: N}}, got {reinit!r}")
+        ((kind, value),) = reinit.items()
+        if kind == "at":
+            if not 0 <= float(value) < 1:
+                raise ValueError(f"loss.reinit.at is a fraction of training in [0, 1), got {value!r}")
+            return round(float(value) * self.total_steps)
+        return int(value) * (self.steps_per_epoch if kind == "epoch" else 1)
+
+    def _epoch_batches(self, epoch: int) -> list[list[int]]:
+        """The global batches of ``epoch`` (dropping the last partial one), a pure function of (seed, epoch)."""
+        cfg = self.config["sampler"]
+        name = cfg.get("name", "random")
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        if name == "random":
+            order = torch.randperm(len(self.train_set), generator=g).tolist()
+            n = len(order) // self.batch_size
+            return [order[i * self.batch_size : (i + 1) * self.batch_size] for i in range(n)]
+        if name == "pk":
+            p, k = cfg.get("p"), cfg.get("k")
+            if not p or not k or int(p) * int(k) != self.batch_size:
+                raise ValueError(f"sampler pk needs p and k with p·k = batch_size ({self.batch_size}), got {p}, {k}")
+            sampler = PKSampler(self.train_set.labels, int(p), int(k), seed=self.seed)
+            sampler.set_epoch(epoch)
+            return [list(b) for b in sampler]
+        if name == "class-balanced":
+            from ..data.samplers import ClassBalancedSampler
+
+            sampler = ClassBalancedSampler(self.train_set.labels, seed=self.seed)
+            sampler.set_epoch(epoch)
+            order = list(sampler)
+            n = len(order) // self.batch_size
+            return [order[i * self.batch_size : (i + 1) * self.batch_size] for i in range(n)]
+        raise ValueError(f"sampler.name must be random, pk or class-balanced, got {name!r}")
+
+    def _loader(self, batches: list[list[int]], epoch: int) -> DataLoader:
+        r, w = D.rank(), D.world_size()
+        local = self.batch_size // w
+        mine = [b[r * local : (r + 1) * local] for b in batches]
+        return DataLoader(
+            _SeededView(self.train_set, self.seed, epoch),
+            batch_sampler=mine,
+            num_workers=int(self.config.get("num_workers") or 0),
+        )
+
+    # --- state -------------------------------------------------------------------------------------------------
+    def state(self) -> dict:
+        return {
+            "config": self.config,
+            "step": self.step,
+            "epoch": self.epoch,
+            "batch_in_epoch": self.batch_in_epoch,
+            "total_steps": self.total_steps,
+            "finished": self.finished,
+            "model_args": self.model_args,
+            "backbone": self.backbone.state_dict(),
+            "loss": self.loss.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "rng": torch.get_rng_state(),
+            "history": self.history,
+            "num_classes": self.train_set.num_classes,
+        }
+
+    def save(self) -> None:
+        if D.rank() == 0:
+            save_checkpoint(self.state(), self.out)
+        if D.is_distributed():
+            dist.barrier()
+
+    def _resume(self) -> None:
+        path = self.out / CHECKPOINT_NAME
+        if not path.exists():
+            self.log(f"no checkpoint in {self.out}; starting from scratch")
+            return
+        state = load_checkpoint(path, map_location=self.device)
+        self.backbone.load_state_dict(state["backbone"])
+        self.loss.load_state_dict(state["loss"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        torch.set_rng_state(state["rng"])
+        self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
+        self.history, self.finished = state["history"], state["finished"]
+        self.log(f"resumed from {path} at step {self.step} (epoch {self.epoch}, batch {self.batch_in_epoch})")
+
+    # --- the loop ----------------------------------------------------------------------------------------------
+    def _reinitialize(self) -> None:
+        """A3M-I: prototypes ← normalized class means of the normalized training embeddings; W's optimizer state
+        is reset."""
+        data_cfg = {**self.config["data"], "augment": False}
+        plain = build_dataset(data_cfg, "train")
+        r, w = D.rank(), D.world_size()
+        idx = list(range(r, len(plain), w))
+        emb = embed(self.backbone, plain, idx, int(self.config["validate"]["batch_size"]), self.device, self.amp_dtype)
+        labels = plain.labels[idx]
+        k = plain.num_classes
+        x = torch.nn.functional.normalize(emb, dim=1)
+        sums = torch.zeros(k, x.shape[1]).index_add_(0, labels, x)
+        counts = torch.bincount(labels, minlength=k).float()
+        if D.is_distributed():
+            sums, counts = sums.to(self.device), counts.to(self.device)
+            dist.all_reduce(sums)
+            dist.all_reduce(counts)
+        means = sums.cpu() / counts.cpu().clamp_min(1)[:, None]
+        n = self.head.reinitialize_prototypes(means, self.optimizer)
+        self.log(f"step {self.step}: re-initialized {n} prototypes from class means")
+
+    def _train_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[float, dict]:
+        x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+        loss = self.train_module(x, y)
+        if not torch.isfinite(loss):
+            raise ValueError(f"step {self.step}: the loss is not finite ({float(loss)}); lower the learning rate")
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        clip = self.config.get("grad_clip")
+        if clip:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.step_module.parameters(), float(clip))
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        stats = self.loss.statistics() if hasattr(self.loss, "statistics") else {}
+        return float(loss.detach()), stats
+
+    def _on_sigint(self, signum, frame) -> None:
+        self._interrupted = True
+
+    def fit(self) -> dict:
+        """Train to the end (or until Ctrl-C: then checkpoint and return with ``status`` "interrupted")."""
+        if self.finished:
+            self.log(f"{self.out} holds a finished run; nothing to do")
+            return self._final_metrics(load_only=True)
+        self.out.mkdir(parents=True, exist_ok=True)
+        previous = signal.signal(signal.SIGINT, self._on_sigint) if _main_thread() else None
+        writer = self._writer()
+        progress = self._progress()
+        cfg = self.config
+        running: dict[str, float] = {}
+        count = 0
+        t0 = time.perf_counter()
+        try:
+            while self.step < self.total_steps:
+                batches = self._epoch_batches(self.epoch)
+                for x, y in self._loader(batches[self.batch_in_epoch :], self.epoch):
+                    if self.reinit_step is not None and self.step == self.reinit_step:
+                        self._reinitialize()
+                    self.margin_warmup(self.step)
+                    loss, stats = self._train_step(x, y)
+                    self.step += 1
+                    self.batch_in_epoch += 1
+                    for key, value in {"loss": loss, **stats}.items():
+                        running[key] = running.get(key, 0.0) + value
+                    count += 1
+                    if progress is not None:
+                        progress.update(1)
+                        progress.set_postfix(loss=f"{loss:.3f}", acc=f"{stats.get('accuracy', float('nan')):.3f}")
+                    if self.step % int(cfg["log"]["every_steps"]) == 0 or self.step == self.total_steps:
+                        self._log_row(running, count, writer, time.perf_counter() - t0)
+                        running, count = {}, 0
+                    if self.step % int(cfg["checkpoint"]["every_steps"]) == 0:
+                        self.save()
+                    if self._interrupted or self.step >= self.total_steps:
+                        break
+                if self._interrupted:
+                    self.save()
+                    self.log(f"interrupted: checkpoint written at step {self.step}; continue with --resume")
+                    return {"status": "interrupted", "step": self.step}
+                if self.batch_in_epoch >= len(batches):
+                    self.epoch += 1
+                    self.batch_in_epoch = 0
+                    every = cfg["validate"].get("every_epochs")
+                    if every and self.epoch % int(every) == 0 and self.step < self.total_steps:
+                        self._validate(writer)
+                    self.save()
+            self.finished = True
+            metrics = self._final_metrics()
+            self.save()
+            return metrics
+        finally:
+            if progress is not None:
+                progress.close()
+            if writer is not None:
+                writer.close()
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
+
+    # --- logging and evaluation ----------------------------------------------------------------------------------
+    def _writer(self):
+        if D.rank() != 0 or not self.config["log"].get("tensorboard"):
+            return None
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:  # tensorboard not installed: logs go to history.jsonl only
+            return None
+        return SummaryWriter(str(self.out / "tb"), purge_step=self.step or None)
+
+    def _progress(self):
+        if D.rank() != 0 or not self.config["log"].get("progress") or not sys.stderr.isatty():
+            return None
+        from tqdm import tqdm
+
+        return tqdm(total=self.total_steps, initial=self.step, unit="step", dynamic_ncols=True)
+
+    def _log_row(self, running: dict, count: int, writer, seconds: float) -> None:
+        row = {"step": self.step, "epoch": self.epoch, "lr": self.optimizer.param_groups[0]["lr"]}
+        row.update({k: v / max(count, 1) for k, v in running.items()})
+        row["seconds"] = seconds
+        self.history.append(row)
+        if D.rank() == 0:
+            with open(self.out / "history.jsonl", "a") as f:
+                f.write(json.dumps(row) + "\n")
+        if writer is not None:
+            for key, value in row.items():
+                if key not in ("step", "epoch", "seconds"):
+                    writer.add_scalar(f"train/{key}", value, self.step)
+
+    def evaluate(self, max_samples: int | None = None, far: Sequence[float] | None = None) -> dict:
+        """All-pairs open-set evaluation of the test split (its first ``max_samples`` samples when given)."""
+        far = list(far or self.config["validate"]["far"])
+        n = len(self.test_set) if not max_samples else min(int(max_samples), len(self.test_set))
+        emb = embed(self.backbone, self.test_set, range(n), int(self.config["validate"]["batch_size"]), self.device)
+        result = all_pairs(emb, self.test_set.labels[:n], far=far)
+        return {
+            "n_embeddings": result.n_embeddings,
+            "n_genuine": result.n_genuine,
+            "n_impostor": result.n_impostor,
+            "eer": float(result.eer),
+            "min_dcf": {str(m.p_target): float(m) for m in result.min_dcf},
+            "tar": {
+                str(t.far_target): {
+                    "tar": float(t) if t.measurable else None,
+                    "impostors_admitted": t.impostors_admitted,
+                    "measurable": t.measurable,
+                }
+                for t in result.tar
+            },
+            "_result": result,
+        }
+
+    def _validate(self, writer) -> None:
+        if D.rank() != 0:
+            return
+        metrics = self.evaluate(self.config["validate"].get("max_samples"))
+        row = {"step": self.step, "epoch": self.epoch, "val_eer": metrics["eer"]}
+        for far, t in metrics["tar"].items():
+            if t["tar"] is not None:
+                row[f"val_tar@{far}"] = t["tar"]
+        self.history.append(row)
+        with open(self.out / "history.jsonl", "a") as f:
+            f.write(json.dumps(row) + "\n")
+        if writer is not None:
+            for key, value in row.items():
+                if key.startswith("val_"):
+                    writer.add_scalar(f"val/{key[4:]}", value, self.step)
+        self.log(f"epoch {self.epoch} (step {self.step}): validation EER {100 * metrics['eer']:.2f}%")
+
+    def _final_metrics(self, load_only: bool = False) -> dict:
+        path = self.out / "metrics.json"
+        if load_only and path.exists():
+            return json.loads(path.read_text())
+        if D.rank() != 0:
+            return {"status": "finished"}
+        far = sorted({*self.config["validate"]["far"], 1e-3, 1e-4, 1e-5, 1e-6}, reverse=True)
+        metrics = self.evaluate(far=far)
+        result = metrics.pop("_result")
+        train_rows = [r for r in self.history if "loss" in r]
+        for key in ("support_size", "py_zero"):
+            values = [r[key] for r in train_rows if key in r]
+            if values:
+                metrics[f"train_{key}_mean"] = float(np.mean(values))
+        metrics.update({"status": "finished", "steps": self.step, "config": self.config})
+        text = json.dumps(metrics, indent=2, default=str) + "\n"
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(text)
+        tmp.replace(path)
+        self._write_reports(result)
+        return metrics
+
+    def _write_reports(self, result) -> None:
+        """Training curves and, when the report module is present, metrics.md and the ROC/DET plot."""
+        from ..report.curves import plot_training_curves
+
+        plot_training_curves(self.history, self.out / "curves.png")
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()

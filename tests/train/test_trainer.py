@@ -1,0 +1,201 @@
+"""The trainer end to end on tiny synthetic data: metrics, exact resume, DDP = single process, atomic checkpoints."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+from veriloss.train import Trainer, load_config
+from veriloss.train.callbacks import MarginWarmup
+from veriloss.train.checkpoint import load_checkpoint, save_atomic
+
+TINY = [
+    "data.name=synthetic",
+    "data.image_size=28",
+    "data.train_identities=12",
+    "data.test_identities=6",
+    "data.samples_per_identity=6",
+    "model.name=small-cnn",
+    "model.width=8",
+    "model.embedding_dim=16",
+    "batch_size=16",
+    "amp=none",
+    "schedule.warmup_steps=2",
+    "log.every_steps=2",
+    "log.tensorboard=false",
+    "log.progress=false",
+    "validate.far=[0.01]",
+]
+
+
+def tiny_config(*extra: str) -> dict:
+    return load_config(None, [*TINY, *extra])
+
+
+def _state(trainer: Trainer) -> dict:
+    return {**{f"b.{k}": v for k, v in trainer.backbone.state_dict().items()},
+            **{f"l.{k}": v for k, v in trainer.loss.state_dict().items()}}  # fmt: skip
+
+
+def test_tiny_end_to_end_train_and_eval(tmp_path):
+    config = tiny_config("loss.name=arcface", "loss.params={s: 16, m: 0.3}", "epochs=2")
+    trainer = Trainer(config, tmp_path, log=lambda _m: None)
+    assert trainer.steps_per_epoch == 72 // 16 and trainer.total_steps == 8
+    metrics = trainer.fit()
+    assert metrics["status"] == "finished" and metrics["steps"] == 8
+    assert metrics["n_embeddings"] == 36 and metrics["n_genuine"] == 6 * 15
+    assert 0.0 <= metrics["eer"] <= 0.5
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert saved["eer"] == metrics["eer"]
+    rows = [json.loads(line) for line in (tmp_path / "history.jsonl").read_text().splitlines()]
+    train_rows = [r for r in rows if "loss" in r]
+    assert [r["step"] for r in train_rows] == [2, 4, 6, 8]
+    assert all(0.0 <= r["accuracy"] <= 1.0 and r["loss"] > 0 for r in train_rows)
+    assert any("val_eer" in r for r in rows)  # validation after epoch 1
+    assert (tmp_path / "curves.png").stat().st_size > 1000
+    state = load_checkpoint(tmp_path)
+    assert state["finished"] and state["step"] == 8
+
+
+def test_alpha_head_logs_support_and_target_out_of_support(tmp_path):
+    config = tiny_config("loss.name=a3m", "loss.params={s: 8, m: 0.2}", "max_steps=4")
+    metrics = Trainer(config, tmp_path, log=lambda _m: None).fit()
+    assert metrics["train_support_size_mean"] >= 1.0
+    assert 0.0 <= metrics["train_py_zero_mean"] <= 1.0
+
+
+class _InterruptAt(Trainer):
+    """Simulates Ctrl-C arriving during step ``stop_at``."""
+
+    stop_at = 0
+
+    def _train_step(self, x, y):
+        out = super()._train_step(x, y)
+        if self.step + 1 == self.stop_at:
+            self._interrupted = True
+        return out
+
+
+@pytest.mark.parametrize("stop_at", [3, 5])  # mid-epoch and at an epoch boundary (4 steps per epoch)
+def test_interrupted_and_resumed_run_ends_with_the_same_weights(tmp_path, stop_at):
+    extra = ("loss.name=a3m-i", "loss.params={s: 8, m: 0.2}", "loss.reinit={step: 4}", "epochs=3", "data.augment=true")
+    straight = Trainer(tiny_config(*extra), tmp_path / "a", log=lambda _m: None)
+    straight.fit()
+    _InterruptAt.stop_at = stop_at
+    first = _InterruptAt(tiny_config(*extra), tmp_path / "b", log=lambda _m: None)
+    assert first.fit() == {"status": "interrupted", "step": stop_at}
+    assert load_checkpoint(tmp_path / "b")["step"] == stop_at
+    resumed = Trainer(tiny_config(*extra), tmp_path / "b", resume=True, log=lambda _m: None)
+    assert resumed.step == stop_at
+    resumed.fit()
+    a, b = _state(straight), _state(resumed)
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ddp_worker(rank: int, world: int, port: int, out: str, overrides: list[str]) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world))
+    torch.set_num_threads(1)
+    from veriloss.train import distributed as D
+
+    D.init_from_env("gloo")
+    trainer = Trainer(load_config(None, overrides), out, log=lambda _m: None)
+    trainer.fit()
+    torch.distributed.destroy_process_group()
+
+
+def test_two_process_ddp_equals_one_process_on_the_same_global_batch(tmp_path):
+    overrides = [*TINY, "loss.name=cosface", "loss.params={s: 16, m: 0.2}", "max_steps=5", "validate.every_epochs=0"]
+    torch.set_num_threads(1)
+    single = Trainer(load_config(None, overrides), tmp_path / "single", log=lambda _m: None)
+    single.fit()
+    mp.spawn(_ddp_worker, args=(2, _free_port(), str(tmp_path / "ddp"), overrides), nprocs=2, join=True)
+    ddp = load_checkpoint(tmp_path / "ddp")
+    assert ddp["step"] == 5
+    ref = single.backbone.state_dict()
+    for key, value in ddp["backbone"].items():
+        assert torch.allclose(value.float(), ref[key].float(), atol=2e-5, rtol=1e-4), key
+    assert torch.allclose(ddp["loss"]["weight"], single.loss.state_dict()["weight"], atol=2e-5, rtol=1e-4)
+
+
+def test_interrupted_checkpoint_write_leaves_the_previous_one_intact(tmp_path, monkeypatch):
+    path = tmp_path / "checkpoint.pt"
+    save_atomic({"format_version": 1, "step": 1}, path)
+
+    def broken_save(obj, f):
+        f.write(b"partial bytes")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        save_atomic({"format_version": 1, "step": 2}, path)
+    monkeypatch.undo()
+    assert load_checkpoint(path)["step"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]
+
+
+def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
+    (tmp_path / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="corrupt"):
+        load_checkpoint(tmp_path)
+    with pytest.raises(ValueError, match="does not exist"):
+        load_checkpoint(tmp_path / "nope")
+
+
+@pytest.mark.parametrize(
+    "overrides, match",
+    [
+        (["loss.name=nosuchloss"], "unknown loss 'nosuchloss'"),
+        (["loss.name=arcface", "loss.params={q: 3}"], "unknown parameter"),
+        (["optimizer.lr=0.1"], "unknown config key 'optimizer'"),
+        (["optim.learning_rate=0.1"], "unknown config key 'optim.learning_rate'"),
+        (["loss.name=arcface", "loss.reinit={at: 0.25}"], "a3m-i"),
+        (["sampler.name=pk", "sampler.p=3", "sampler.k=3"], "p·k"),
+        (["batch_size=1000"], "smaller than one batch"),
+        (["amp=fp8"], "amp"),
+    ],
+)
+def test_bad_configs_are_clear_errors(tmp_path, overrides, match):
+    with pytest.raises(ValueError, match=match):
+        Trainer(tiny_config(*overrides), tmp_path, log=lambda _m: None)
+
+
+def test_set_parses_yaml_values_and_rejects_malformed_assignments():
+    config = tiny_config("loss.params={s: 30, m: 0.5}", "validate.far=[1e-3, 1e-4]", "grad_clip=5")
+    assert config["loss"]["params"] == {"s": 30, "m": 0.5} and config["grad_clip"] == 5
+    assert config["validate"]["far"] == [1e-3, 1e-4]
+    with pytest.raises(ValueError, match="key=value"):
+        load_config(None, ["epochs"])
+    with pytest.raises(ValueError, match="does not exist"):
+        load_config("nope.yaml")
+
+
+def test_margin_warmup_ramps_additive_margins_and_kappa_geometrically():
+    from veriloss import heads
+
+    arc = heads.create("arcface", 4, 3, m=0.5)
+    warm = MarginWarmup(arc, 4)
+    warm(0)
+    assert arc.m == pytest.approx(0.125)
+    warm(3)
+    assert arc.m == pytest.approx(0.5)
+    q = heads.create("qmargin", 4, 3, alpha=1.5, s=16, kappa=0.1)
+    warm = MarginWarmup(q, 2)
+    warm(0)
+    assert q.kappa == pytest.approx(0.1**0.5)
+    warm(5)
+    assert q.kappa == pytest.approx(0.1)
+    with pytest.raises(ValueError, match="no margin"):
+        MarginWarmup(heads.create("softmax", 4, 3), 3)
