@@ -13,7 +13,7 @@ def add_parser(sub) -> None:
         help="train a model from a YAML config",
         description="Train from a YAML config (see configs/). Under torchrun every process joins torch.distributed.",
     )
-    p.add_argument("config", type=Path, help="YAML recipe")
+    p.add_argument("config", type=Path, help="YAML recipe, or the name of a packaged one (e.g. omniglot_arcface)")
     example = "--set data.root=../shared/data/omniglot"
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help=f"override a config value, e.g. {example} (repeatable)")  # fmt: skip
@@ -41,11 +41,23 @@ def format_metrics(metrics: dict) -> str:
     return "\n".join(lines)
 
 
+def recipe_path(name: str | Path) -> Path:
+    """``name`` itself when it is a file, else the packaged recipe ``veriloss/configs/<name>.yaml``."""
+    path = Path(name)
+    if path.is_file():
+        return path
+    packaged = Path(__file__).resolve().parents[1] / "configs" / f"{path.stem}.yaml"
+    if packaged.is_file():
+        return packaged
+    known = sorted(p.stem for p in packaged.parent.glob("*.yaml"))
+    raise ValueError(f"config {str(name)!r} is neither a file nor a packaged recipe ({', '.join(known)})")
+
+
 def run(args: argparse.Namespace) -> int:
     from ..train import Trainer, load_config
     from ..train import distributed as D
 
-    config = load_config(args.config, args.overrides)
+    config = load_config(recipe_path(args.config), args.overrides)
     D.init_from_env("auto")
     out = args.out or Path("runs") / args.config.stem
     trainer = Trainer(config, out, resume=args.resume)
