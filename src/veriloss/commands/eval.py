@@ -70,7 +70,13 @@ def add_parser(sub) -> None:
         "folder with *_face_tid_mid.txt, *_template_pair_label.txt and optionally *_name_5pts_score.txt.",
     )
     e.add_argument("embeddings", type=Path, help="embeddings .npy (N×d) or .pt (dict)")
-    e.add_argument("--protocol", nargs="+", required=True, metavar="PROTOCOL", help="all-pairs|pairs|trials|ijb [PATH]")
+    e.add_argument(
+        "--protocol",
+        nargs="+",
+        required=True,
+        metavar=("NAME", "PATH"),
+        help="all-pairs, pairs PATH, trials PATH or ijb DIR",
+    )
     e.add_argument("--protocol-file", type=Path, help="the pair/trial list or IJB folder (instead of a 2nd value)")
     e.add_argument("--labels", type=Path, help="labels .npy (default <stem>.labels.npy beside FILE)")
     e.add_argument("--keys", type=Path, help="keys .txt, one per row (default <stem>.keys.txt beside FILE)")
@@ -313,12 +319,12 @@ def load_embeddings(
         if labels.is_floating_point() or labels.dtype == torch.bool:
             raise ValueError(f"labels {labels_path or path} must be integer identity labels, got {labels.dtype}")
     if keys_path is not None:
-        keys = [k for _, (k, *_rest) in _key_lines(_existing(keys_path, "--keys"))]
+        keys = [f[0] for _, f in _key_lines(_existing(keys_path, "--keys"))]
     elif "keys" in extra:
         keys = [str(k) for k in extra["keys"]]
     elif _beside(path, ".keys.txt").is_file():
         keys_path = _beside(path, ".keys.txt")
-        keys = [k for _, (k, *_rest) in _key_lines(keys_path)]
+        keys = [f[0] for _, f in _key_lines(keys_path)]
     if keys is not None and len(keys) != n:
         raise ValueError(f"keys {keys_path or path}: {len(keys)} keys for {n} embeddings (one key per row)")
     return x, labels, keys

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -123,8 +122,11 @@ def _cell(text: str) -> str:
 
 
 def _far_label(f: float) -> str:
-    """1e-06 → 1e-6, 0.01 → 0.01, 2.5e-05 → 2.5e-5."""
-    return re.sub(r"e([+-])0(\d)", r"e\1\2", f"{f:g}")
+    """FARs below 1e-3 in short exponent form (1e-4, 2.5e-5), the others as decimals (0.001, 0.01)."""
+    if f >= 1e-3:
+        return f"{f:g}"
+    mantissa, exponent = f"{f:.6e}".split("e")
+    return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
 
 
 def _tar_cell(t: Mapping) -> str:
