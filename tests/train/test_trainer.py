@@ -51,13 +51,15 @@ def test_tiny_end_to_end_train_and_eval(tmp_path):
     assert metrics["n_embeddings"] == 36 and metrics["n_genuine"] == 6 * 15
     assert 0.0 <= metrics["eer"] <= 0.5
     saved = json.loads((tmp_path / "metrics.json").read_text())
-    assert saved["eer"] == metrics["eer"]
+    assert saved["systems"][0]["eer"] == metrics["eer"] and saved["meta"]["config"]["epochs"] == 2
+    assert f"{100 * metrics['eer']:.3f}" in (tmp_path / "metrics.md").read_text()
     rows = [json.loads(line) for line in (tmp_path / "history.jsonl").read_text().splitlines()]
     train_rows = [r for r in rows if "loss" in r]
     assert [r["step"] for r in train_rows] == [2, 4, 6, 8]
     assert all(0.0 <= r["accuracy"] <= 1.0 and r["loss"] > 0 for r in train_rows)
     assert any("val_eer" in r for r in rows)  # validation after epoch 1
-    assert (tmp_path / "curves.png").stat().st_size > 1000
+    for name in ("curves.png", "roc.png", "det.png", "hist.png"):
+        assert (tmp_path / name).stat().st_size > 1000, name
     state = load_checkpoint(tmp_path)
     assert state["finished"] and state["step"] == 8
 

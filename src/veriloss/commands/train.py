@@ -22,23 +22,11 @@ def add_parser(sub) -> None:
     p.set_defaults(run=run)
 
 
-def format_metrics(metrics: dict) -> str:
-    """A markdown table of the final open-set metrics."""
-    lines = [
-        f"{metrics['n_genuine']:,} genuine / {metrics['n_impostor']:,} impostor pairs "
-        f"({metrics['n_embeddings']:,} test embeddings)",
-        "",
-        "| metric | value | impostors admitted |",
-        "|---|---|---|",
-        f"| EER | {100 * metrics['eer']:.2f}% | |",
-    ]
-    for p, value in metrics["min_dcf"].items():
-        lines.append(f"| minDCF (p={p}) | {value:.4f} | |")
-    for far, t in metrics["tar"].items():
-        value = "not measurable" if t["tar"] is None else f"{100 * t['tar']:.2f}%"
-        admitted = "" if t["impostors_admitted"] is None else str(t["impostors_admitted"])
-        lines.append(f"| TAR@FAR={float(far):.0e} | {value} | {admitted} |")
-    return "\n".join(lines)
+def format_metrics(record: dict) -> str:
+    """The markdown table of a finished run's system record."""
+    from ..report.tables import metrics_markdown
+
+    return metrics_markdown([record])
 
 
 def recipe_path(name: str | Path) -> Path:

@@ -28,6 +28,10 @@ from .. import heads, models, pairwise
 from ..data import PKSampler, build_dataset
 from ..heads.alpha import A3MIHead
 from ..protocols import all_pairs
+from ..report.curves import plot_training_curves
+from ..report.histograms import score_histograms
+from ..report.plots import det_plot, roc_plot
+from ..report.tables import DEFAULT_FARS, system_metrics, write_metrics
 from . import distributed as D
 from .callbacks import MarginWarmup
 from .checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
@@ -498,37 +502,19 @@ class Trainer:
                 if key not in ("step", "epoch", "seconds"):
                     writer.add_scalar(f"train/{key}", value, self.step)
 
-    def evaluate(self, max_samples: int | None = None, far: Sequence[float] | None = None) -> dict:
+    def evaluate(self, max_samples: int | None = None, far: Sequence[float] | None = None):
         """All-pairs open-set evaluation of the test split (its first ``max_samples`` samples when given)."""
         far = list(far or self.config["validate"]["far"])
         n = len(self.test_set) if not max_samples else min(int(max_samples), len(self.test_set))
         emb = embed(self.backbone, self.test_set, range(n), int(self.config["validate"]["batch_size"]), self.device)
-        result = all_pairs(emb, self.test_set.labels[:n], far=far)
-        return {
-            "n_embeddings": result.n_embeddings,
-            "n_genuine": result.n_genuine,
-            "n_impostor": result.n_impostor,
-            "eer": float(result.eer),
-            "min_dcf": {str(m.p_target): float(m) for m in result.min_dcf},
-            "tar": {
-                str(t.far_target): {
-                    "tar": float(t) if t.measurable else None,
-                    "impostors_admitted": t.impostors_admitted,
-                    "measurable": t.measurable,
-                }
-                for t in result.tar
-            },
-            "_result": result,
-        }
+        return all_pairs(emb, self.test_set.labels[:n], far=far)
 
     def _validate(self, writer) -> None:
         if D.rank() != 0:
             return
-        metrics = self.evaluate(self.config["validate"].get("max_samples"))
-        row = {"step": self.step, "epoch": self.epoch, "val_eer": metrics["eer"]}
-        for far, t in metrics["tar"].items():
-            if t["tar"] is not None:
-                row[f"val_tar@{far}"] = t["tar"]
+        result = self.evaluate(self.config["validate"].get("max_samples"))
+        row = {"step": self.step, "epoch": self.epoch, "val_eer": float(result.eer)}
+        row.update({f"val_tar@{t.far_target:g}": t.tar for t in result.tar if t.measurable})
         self.history.append(row)
         with open(self.out / "history.jsonl", "a") as f:
             f.write(json.dumps(row) + "\n")
@@ -536,35 +522,37 @@ class Trainer:
             for key, value in row.items():
                 if key.startswith("val_"):
                     writer.add_scalar(f"val/{key[4:]}", value, self.step)
-        self.log(f"epoch {self.epoch} (step {self.step}): validation EER {100 * metrics['eer']:.2f}%")
+        self.log(f"epoch {self.epoch} (step {self.step}): validation EER {100 * float(result.eer):.2f}%")
 
     def _final_metrics(self, load_only: bool = False) -> dict:
+        """Evaluate the test split and write the report: metrics.md/.json, roc.png, det.png, hist.png, curves.png.
+
+        Returns the system record of :func:`veriloss.report.tables.system_metrics` plus ``status``; the record also
+        holds ``n_embeddings``, ``steps`` and the mean α-head statistics over training.
+        """
         path = self.out / "metrics.json"
         if load_only and path.exists():
-            return json.loads(path.read_text())
+            return {**json.loads(path.read_text())["systems"][0], "status": "finished"}
         if D.rank() != 0:
             return {"status": "finished"}
-        far = sorted({*self.config["validate"]["far"], 1e-3, 1e-4, 1e-5, 1e-6}, reverse=True)
-        metrics = self.evaluate(far=far)
-        result = metrics.pop("_result")
+        far = sorted({*self.config["validate"]["far"], *DEFAULT_FARS})
+        result = self.evaluate(far=far)
+        extra = {"n_embeddings": result.n_embeddings, "steps": self.step}
         train_rows = [r for r in self.history if "loss" in r]
         for key in ("support_size", "py_zero"):
             values = [r[key] for r in train_rows if key in r]
             if values:
-                metrics[f"train_{key}_mean"] = float(np.mean(values))
-        metrics.update({"status": "finished", "steps": self.step, "config": self.config})
-        text = json.dumps(metrics, indent=2, default=str) + "\n"
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(text)
-        tmp.replace(path)
-        self._write_reports(result)
-        return metrics
-
-    def _write_reports(self, result) -> None:
-        """Training curves and, when the report module is present, metrics.md and the ROC/DET plot."""
-        from ..report.curves import plot_training_curves
-
+                extra[f"train_{key}_mean"] = float(np.mean(values))
+        name = self.config["loss"]["name"]
+        record = system_metrics(name, result.genuine, result.impostor, far, extra=extra)
+        title = f"{name} on {self.config['data']['name']}: all pairs of {result.n_embeddings:,} test embeddings"
+        write_metrics(self.out, [record], title=title, meta={"config": self.config})
+        systems = {name: (result.genuine, result.impostor)}
+        roc_plot(systems, self.out / "roc.png", far=far, title=title)
+        det_plot(systems, self.out / "det.png", far=far, title=title)
+        score_histograms(systems, self.out / "hist.png", title=title)
         plot_training_curves(self.history, self.out / "curves.png")
+        return {**record, "status": "finished"}
 
 
 def _main_thread() -> bool:
