@@ -24,7 +24,8 @@ from veriloss import heads, models
 
 def throughput(name: str, size: int, channels: int, batch: int, amp: bool, repeats: int) -> float:
     torch.manual_seed(0)
-    model = models.create(name, in_channels=channels, input_size=size, embedding_dim=128 if name == "small-cnn" else 512)
+    dim = 128 if name == "small-cnn" else 512
+    model = models.create(name, in_channels=channels, input_size=size, embedding_dim=dim)
     head = heads.create("arcface", model.embedding_dim, 1000, s=30.0, m=0.5)
     opt = torch.optim.SGD([*model.parameters(), *head.parameters()], lr=0.01, momentum=0.9)
     x = torch.randn(batch, channels, size, size)
@@ -49,7 +50,7 @@ def throughput(name: str, size: int, channels: int, batch: int, amp: bool, repea
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--recipe", default=None, help="also time `veriloss train` on this recipe (e.g. omniglot_arcface)")
+    parser.add_argument("--recipe", default=None, help="also time `veriloss train RECIPE` (e.g. omniglot_arcface)")
     parser.add_argument("--data-root", default="../shared/data/omniglot")
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
@@ -63,7 +64,8 @@ def main() -> None:
         base = throughput(name, size, channels, batch, False, repeats)
         print(f"| {name} | {channels}×{size}×{size} | {batch} | float32 | {base:.1f} | 1.00 |", flush=True)
         bf16 = throughput(name, size, channels, batch, True, repeats)
-        print(f"| {name} | {channels}×{size}×{size} | {batch} | bf16 autocast | {bf16:.1f} | {bf16 / base:.2f} |", flush=True)
+        row = f"| {name} | {channels}×{size}×{size} | {batch} | bf16 autocast | {bf16:.1f} | {bf16 / base:.2f} |"
+        print(row, flush=True)
     if args.recipe:
         out = Path("runs") / f"bench_{args.recipe}"
         cmd = [sys.executable, "-m", "veriloss.cli", "train", args.recipe, "--out", str(out),
