@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 
 import pytest
@@ -72,14 +73,14 @@ def test_alpha_head_logs_support_and_target_out_of_support(tmp_path):
 
 
 class _InterruptAt(Trainer):
-    """Simulates Ctrl-C arriving during step ``stop_at``."""
+    """Ctrl-C (a real SIGINT to this process) arriving during step ``stop_at``."""
 
     stop_at = 0
 
     def _train_step(self, x, y):
         out = super()._train_step(x, y)
         if self.step + 1 == self.stop_at:
-            self._interrupted = True
+            os.kill(os.getpid(), signal.SIGINT)
         return out
 
 
