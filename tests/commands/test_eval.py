@@ -20,25 +20,9 @@ from veriloss.protocols import all_pairs
 from veriloss.protocols.pair_lists import lfw_accuracy
 from veriloss.protocols.score_norm import normalize_scores
 
-VOX = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "voxceleb1_trials"
-SCORES = VOX / "vgg_thin_resnet34_scores"
-needs_vox = pytest.mark.skipif(not SCORES.is_dir(), reason=f"VoxCeleb1 score files not found at {VOX.resolve()}")
+from ..voxceleb_data import SCORES, TABLE, VOX, needs_vox, score_file
 
-# (model as SOURCE.md names it, EER, minDCF(p=0.01), TAR@FAR=1e-2, TAR@FAR=1e-3) as printed in SOURCE.md
-TABLE = [
-    ("gvlad_softmax/2019-01-11_..._ohemlevel2", "3.31%", "0.339", "0.907", "0.731"),
-    ("gvlad_softmax/2019-01-21_..._ohemlevel3", "3.56%", "0.366", "0.897", "0.724"),
-    ("gvlad_amsoftmax/2019-01-11_..._ohemlevel0", "3.66%", "0.287", "0.907", "0.794"),
-    ("gvlad_amsoftmax/2019-01-21_..._ohemlevel0", "3.98%", "0.368", "0.886", "0.719"),
-    ("gvlad_softmax/2019-01-04_..._vlad12_..._bdim256", "3.98%", "0.392", "0.882", "0.657"),
-    ("gvlad_amsoftmax/2019-01-17_..._sgd_lr0.05", "5.31%", "0.486", "0.819", "0.606"),
-]
 FARS = "1e-6,1e-5,1e-3,1e-2"
-
-
-def _score_file(name: str) -> Path:
-    (path,) = SCORES.glob(name.replace("/", "_").replace("...", "*") + "*__prediction_scores.npy")
-    return path
 
 
 def _run(argv, capsys):
@@ -72,7 +56,7 @@ def test_voxceleb_scores_reproduce_source_table(truth, capsys, tmp_path):
     """All six systems in one run (one row and one curve each), against the trial list or the label array."""
     argv = ["scores", "--far", FARS]
     for name, *_ in TABLE:
-        argv += ["--scores", _score_file(name), "--name", name]
+        argv += ["--scores", score_file(name), "--name", name]
     argv += (
         ["--labels", SCORES / "groundtruth_labels.npy"] if truth == "labels" else ["--trials", VOX / "veri_test.txt"]
     )
@@ -97,7 +81,7 @@ def test_voxceleb_scores_reproduce_source_table(truth, capsys, tmp_path):
 def test_voxceleb_text_score_files(capsys, tmp_path):
     """'enroll test score' lines in shuffled order, and one score per line, give the numbers of the .npy."""
     name, *expected = TABLE[2]
-    scores = np.load(_score_file(name))
+    scores = np.load(score_file(name))
     lines = (VOX / "veri_test.txt").read_text().split("\n")
     trials = [line.split() for line in lines if line.strip()]
     keyed = [f"{e} {t} {float(s)!r}\n" for (_, e, t), s in zip(trials, scores)]

@@ -11,14 +11,20 @@ from veriloss.cli import main
 
 from ..train.test_trainer import TINY
 
+RUN = [*TINY, "loss.name=qmargin", "loss.params={alpha: 1.5, s: 8, m: 0.5}", "loss.reinit=null", "max_steps=6"]
+
+
+def _train_args(out, *extra: str) -> list[str]:
+    args = ["train", "demo", "--out", str(out), *extra]
+    for item in RUN:
+        args += ["--set", item]
+    return args
+
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
-    args = ["train", "demo", "--out", str(out)]
-    for item in [*TINY, "loss.name=qmargin", "loss.params={alpha: 1.5, s: 8, m: 0.5}", "loss.reinit=null", "max_steps=6"]:
-        args += ["--set", item]
-    assert main(args) == 0
+    assert main(_train_args(out)) == 0
     return out
 
 
@@ -26,10 +32,7 @@ def test_train_command_writes_a_finished_run(run_dir, capsys):
     (record,) = json.loads((run_dir / "metrics.json").read_text())["systems"]
     assert record["steps"] == 6 and record["name"] == "qmargin"
     capsys.readouterr()
-    resume = ["train", "demo", "--out", str(run_dir), "--resume"]
-    for item in [*TINY, "loss.name=qmargin", "loss.params={alpha: 1.5, s: 8, m: 0.5}", "loss.reinit=null", "max_steps=6"]:
-        resume += ["--set", item]
-    assert main(resume) == 0  # a finished run: nothing to train, its table again
+    assert main(_train_args(run_dir, "--resume")) == 0  # a finished run: nothing to train, its table again
     assert f"{100 * record['eer']:.3f}" in capsys.readouterr().out
 
 

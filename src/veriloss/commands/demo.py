@@ -8,10 +8,9 @@ ROC/DET plot, training curves, TensorBoard logs and the checkpoint.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-from .train import format_metrics, recipe_path
+from .train import recipe_path, train_and_report
 
 #: a run of seconds for smoke tests and CI (same pipeline, tiny sizes)
 QUICK = (
@@ -38,21 +37,12 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..train import Trainer, load_config
+    from ..train import load_config
 
-    overrides = [*(QUICK if args.quick else ()), *args.overrides]
-    config = load_config(recipe_path("demo"), overrides)
-    trainer = Trainer(config, args.out, resume=args.resume)
+    config = load_config(recipe_path("demo"), [*(QUICK if args.quick else ()), *args.overrides])
     data = config["data"]
-    print(
-        f"veriloss demo: {config['loss']['name']} on {data['train_identities']} synthetic identities "
-        f"({len(trainer.train_set)} images, {trainer.total_steps} steps); all-pairs test on "
-        f"{data['test_identities']} unseen identities",
-        file=sys.stderr,
+    banner = (
+        f"veriloss demo: {config['loss']['name']} on {data.get('train_identities')} synthetic identities, all-pairs "
+        f"test on {data.get('test_identities')} unseen ones"
     )
-    metrics = trainer.fit()
-    if metrics.get("status") == "interrupted":
-        return 130
-    print(format_metrics(metrics))
-    print(f"\nreport: {args.out}/ (metrics.md, metrics.json, roc.png, det.png, curves.png, tb/)", file=sys.stderr)
-    return 0
+    return train_and_report(config, args.out, args.resume, banner)

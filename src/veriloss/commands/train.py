@@ -42,23 +42,31 @@ def recipe_path(name: str | Path) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..train import Trainer, load_config
     from ..train import distributed as D
+    from ..train import load_config
 
     config = load_config(recipe_path(args.config), args.overrides)
     D.init_from_env("auto")
-    out = args.out or Path("runs") / args.config.stem
-    trainer = Trainer(config, out, resume=args.resume)
+    return train_and_report(config, args.out or Path("runs") / args.config.stem, args.resume)
+
+
+def train_and_report(config: dict, out: Path, resume: bool, banner: str | None = None) -> int:
+    """Train (or resume) into ``out``, print the final metrics table; exit status 130 when interrupted."""
+    from ..train import Trainer
+    from ..train import distributed as D
+
+    trainer = Trainer(config, out, resume=resume)
     if D.rank() == 0:
-        print(
+        banner = banner or (
             f"training {config['loss']['name']} on {config['data']['name']} "
-            f"({trainer.train_set.num_classes} identities, "
-            f"{len(trainer.train_set)} samples): {trainer.total_steps} steps of {trainer.batch_size} → {out}",
-            file=sys.stderr,
+            f"({trainer.train_set.num_classes} identities, {len(trainer.train_set)} samples)"
         )
+        print(f"{banner}: {trainer.total_steps} steps of {trainer.batch_size} → {out}", file=sys.stderr)
     metrics = trainer.fit()
     if metrics.get("status") == "interrupted":
         return 130
     if D.rank() == 0 and "eer" in metrics:
         print(format_metrics(metrics))
+        files = "metrics.md, metrics.json, roc.png, det.png, hist.png, curves.png, tb/"
+        print(f"report: {out}/ ({files})", file=sys.stderr)
     return 0
