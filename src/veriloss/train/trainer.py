@@ -210,9 +210,12 @@ class Trainer:
     evaluation of the test split) and TensorBoard logs in ``tb/``.
     """
 
-    def __init__(self, config: dict, out_dir: str | Path, resume: bool = False, log: Callable[[str], None] = print):
+    def __init__(
+        self, config: dict, out_dir: str | Path, resume: bool = False, log: Callable[[str], None] | None = None
+    ):
         self.config = config
         self.out = Path(out_dir)
+        log = log or (lambda msg: print(msg, file=sys.stderr))  # stdout is for results (the metrics table)
         self.log = log if D.rank() == 0 else (lambda _msg: None)
         self.device = _resolve_device(str(config.get("device", "auto")))
         self.amp_dtype = _amp_dtype(str(config.get("amp", "auto")), self.device)
