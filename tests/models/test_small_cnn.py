@@ -35,8 +35,10 @@ def reference_forward(model: SmallCNN, x: torch.Tensor) -> torch.Tensor:
 
 
 def test_registry_names_and_errors():
-    assert models.available() == ["iresnet100", "iresnet18", "iresnet34", "iresnet50", "small-cnn"]
-    with pytest.raises(ValueError, match=r"available: iresnet100, iresnet18.*small-cnn"):
+    assert models.available() == [
+        "ecapa-tdnn", "iresnet100", "iresnet18", "iresnet34", "iresnet50", "resnet34-speaker", "small-cnn"
+    ]  # fmt: skip
+    with pytest.raises(ValueError, match=r"available: ecapa-tdnn, iresnet100.*small-cnn"):
         models.create("resnet9000")
     with pytest.raises(ValueError, match=r"unknown parameter\(s\) depth.*accepted: in_channels, embedding_dim, width"):
         models.create("small-cnn", depth=3)

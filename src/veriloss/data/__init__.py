@@ -14,6 +14,7 @@ from typing import Any
 from torch.utils.data import Dataset
 
 from . import augment
+from .audio import AUDIO_KEYS, AudioDataset, SyntheticSpeakers, build_audio_dataset
 from .folder import ImageFolder
 from .omniglot import Omniglot
 from .recordio import RecordIO, write_recordio
@@ -21,12 +22,14 @@ from .samplers import ClassBalancedSampler, PKSampler
 from .synthetic import SyntheticIdentities
 
 __all__ = [
+    "AudioDataset",
     "ClassBalancedSampler",
     "ImageFolder",
     "Omniglot",
     "PKSampler",
     "RecordIO",
     "SyntheticIdentities",
+    "SyntheticSpeakers",
     "augment",
     "build_dataset",
     "write_recordio",
@@ -39,6 +42,7 @@ _KEYS = {
     "image-folder": ("train_root", "test_root", "grayscale"),
     "recordio": ("train_rec", "test_root", "grayscale"),
 }
+_KEYS.update({k: v[1:] for k, v in AUDIO_KEYS.items()})  # audio datasets: built by build_audio_dataset
 _DEFAULT_SIZE = {"synthetic": 32, "omniglot": 28, "image-folder": 112, "recordio": 112}
 _OMNIGLOT_ZIPS = {"train": "images_background.zip", "test": "images_evaluation.zip"}
 
@@ -93,6 +97,10 @@ def build_dataset(config: dict[str, Any], split: str) -> Dataset:
     - recordio: ``train_rec`` (insightface ``train.rec``, its ``train.idx`` beside it); ``test_root``, optional image
       folder for the test split; ``grayscale`` (default false; the test folder only, RecordIO images are RGB).
 
+    - speechocean, synthetic-audio: audio datasets (waveform items, ``channels`` 1, ``image_size`` None,
+      ``sample_rate``); their keys are in :func:`veriloss.data.audio.build_audio_dataset` (``image_size`` and
+      ``skip_corrupt`` do not apply).
+
     Raises ``ValueError`` for an unknown name or key (listing the valid ones), a missing root, zip or file (naming
     the path and what was expected), or a split other than train/test.
     """
@@ -103,6 +111,8 @@ def build_dataset(config: dict[str, Any], split: str) -> Dataset:
     data = dict(config)
     data.setdefault("name", "synthetic")
     name = data["name"]
+    if name in AUDIO_KEYS:
+        return build_audio_dataset(data, split)
     if name not in _KEYS:
         raise ValueError(f"data.name {name!r} is unknown; valid names: {', '.join(_KEYS)}")
     valid = _COMMON + _KEYS[name]

@@ -12,12 +12,15 @@ from .iresnet import IBasicBlock, IResNet
 from .neck import EmbeddingNeck
 from .registry import aliases, available, create, describe, register
 from .small_cnn import SmallCNN
+from .speaker import ECAPATDNN, ResNetSpeaker  # registers ecapa-tdnn, resnet34-speaker
 
 __all__ = [
+    "ECAPATDNN",
     "EmbeddingNeck",
     "IBasicBlock",
     "IResNet",
     "ImageBackbone",
+    "ResNetSpeaker",
     "SmallCNN",
     "aliases",
     "available",

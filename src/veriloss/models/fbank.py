@@ -140,14 +140,14 @@ class Fbank(nn.Module):
         if window not in windows:
             raise ValueError(f"window must be one of {', '.join(windows)}, got {window!r}")
         self.window_type = window
-        self.register_buffer("window", windows[window](self.frame_length).float(), persistent=False)
+        self.register_buffer("window", windows[window](self.frame_length), persistent=False)  # float64
         banks = kaldi_mel_banks(self.n_mels, self.n_fft, self.sample_rate, float(low_freq), float(high_freq))
         if bool((banks.sum(dim=1) == 0).any()):
             raise ValueError(
                 f"{n_mels} mel bins between {low_freq} and {high_freq} Hz with a {self.n_fft}-point FFT leave some "
                 "filters empty; use fewer bins or a wider band"
             )
-        self.register_buffer("mel_banks", banks.float(), persistent=False)
+        self.register_buffer("mel_banks", banks, persistent=False)  # float64, cast per call
 
     def num_frames(self, num_samples: int) -> int:
         """Output frames for ``num_samples`` input samples: ``1 + (T − L) // S`` (0 when T < L)."""
@@ -159,7 +159,9 @@ class Fbank(nn.Module):
         if waveform.dim() == 3 and waveform.shape[1] == 1:
             waveform = waveform[:, 0]
         if waveform.dim() != 2:
-            raise ValueError(f"waveform must have shape (batch, samples) or (batch, 1, samples), got {tuple(waveform.shape)}")
+            raise ValueError(
+                f"waveform must have shape (batch, samples) or (batch, 1, samples), got {tuple(waveform.shape)}"
+            )
         t = waveform.shape[1]
         if t < self.frame_length:
             raise ValueError(

@@ -172,9 +172,12 @@ def embed(
     out = []
     device = torch.device(device)
     for start in range(0, len(idx), batch_size):
-        x = torch.stack([dataset[i][0] for i in idx[start : start + batch_size]]).to(device)
-        with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-            out.append(backbone(x).float().cpu())
+        items = [dataset[i][0] for i in idx[start : start + batch_size]]
+        # variable-length inputs (whole utterances) go one at a time: exact in eval mode (BN uses running stats)
+        same = all(t.shape == items[0].shape for t in items)
+        for x in [torch.stack(items)] if same else [t[None] for t in items]:
+            with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+                out.append(backbone(x.to(device)).float().cpu())
     backbone.train(was_training)
     return torch.cat(out) if out else torch.empty(0)
 
