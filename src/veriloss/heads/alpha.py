@@ -17,6 +17,7 @@ from ..functional.alpha import alpha_divergence_loss_with_stats
 from ..functional.margins import OVERFLOW_POLICIES, arcface_margin
 from .base import Head, cosine
 from .registry import register
+from .streaming import check_chunk_size, streaming_alpha_loss
 
 __all__ = ["A3MHead", "A3MIHead", "AlphaHead", "QMarginHead", "normalized_class_means", "qmargin_kappa"]
 
@@ -46,14 +47,22 @@ class AlphaHead(Head):
     The loss is zero once the target leads every other logit by ``1/(α−1)``, i.e. an effective cosine margin of
     ``1/((α−1)s)``: a larger s means a smaller margin. Defaults (α = 1.5, s = 8) are the best of our Omniglot
     baseline (shared/docs/OMNIGLOT-BASELINES.md).
+
+    ``chunk_size`` (every α head; α > 1 only): None computes the B×K logits (dense path); an integer streams W in
+    chunks of that many prototypes (:mod:`veriloss.heads.streaming`): same loss and gradients, no B×K or K×d
+    temporary, and a sparse COO gradient for W (train it with an optimizer that accepts sparse gradients, e.g.
+    :class:`veriloss.train.sparse_optim.LazySGD`).
     """
 
     reference = _REF
 
-    def __init__(self, embedding_dim: int, num_classes: int, alpha: float = 1.5, s: float = 8.0):
+    def __init__(
+        self, embedding_dim: int, num_classes: int, alpha: float = 1.5, s: float = 8.0, chunk_size: int | None = None
+    ):
         super().__init__(embedding_dim, num_classes)
         self.alpha = _check_alpha(alpha)
         self.s = check_positive(s, "s")
+        self.chunk_size = check_chunk_size(chunk_size, self.alpha)
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         return self.s * super().logits(x)
@@ -65,6 +74,8 @@ class AlphaHead(Head):
         return None
 
     def compute_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if self.chunk_size is not None:
+            return self._streaming_loss(x, y)
         cos = cosine(x, self.weight.to(x.dtype))
         z = self._margin_logits(cos, y)
         loss, stats = alpha_divergence_loss_with_stats(z, y, self.alpha, target_q=self._target_q(y))
@@ -72,8 +83,22 @@ class AlphaHead(Head):
         self._record(**stats)
         return loss
 
+    def _streaming_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The chunked path: the head's target margin is ``_margin_logits`` applied to the target cosine alone."""
+        first = torch.zeros(y.shape[0], dtype=torch.long, device=y.device)
+
+        def target_logit(cos_y: torch.Tensor) -> torch.Tensor:
+            return self._margin_logits(cos_y[:, None], first[: cos_y.shape[0]])[:, 0]
+
+        per, stats = streaming_alpha_loss(
+            x, self.weight, y, self.alpha, self.s, target_logit, self._target_q(y), self.chunk_size
+        )
+        self._record(**stats)
+        return per.mean()
+
     def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, alpha={self.alpha}, s={self.s}"
+        chunk = "" if self.chunk_size is None else f", chunk_size={self.chunk_size}"
+        return f"{super().extra_repr()}, alpha={self.alpha}, s={self.s}{chunk}"
 
 
 class QMarginHead(AlphaHead):
@@ -92,8 +117,9 @@ class QMarginHead(AlphaHead):
         s: float = 16.0,
         m: float | None = None,
         kappa: float | None = None,
+        chunk_size: int | None = None,
     ):
-        super().__init__(embedding_dim, num_classes, alpha, s)
+        super().__init__(embedding_dim, num_classes, alpha, s, chunk_size)
         if m is not None and kappa is not None:
             raise ValueError("give either m (a cosine margin, from which κ is derived) or kappa, not both")
         if kappa is None:
@@ -136,8 +162,9 @@ class A3MHead(AlphaHead):
         s: float = 16.0,
         m: float = 0.2,
         overflow: str = "fallback",
+        chunk_size: int | None = None,
     ):
-        super().__init__(embedding_dim, num_classes, alpha, s)
+        super().__init__(embedding_dim, num_classes, alpha, s, chunk_size)
         self.m = check_positive(m, "m", strict=False)
         if self.m >= math.pi:
             raise ValueError(f"m is an angle in radians and must be < π, got {m!r}")
