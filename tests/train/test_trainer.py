@@ -202,3 +202,25 @@ def test_margin_warmup_ramps_additive_margins_and_kappa_geometrically():
     assert q.kappa == pytest.approx(0.1)
     with pytest.raises(ValueError, match="no margin"):
         MarginWarmup(heads.create("softmax", 4, 3), 3)
+
+
+def test_streaming_head_with_lazy_sgd_trains_like_the_dense_head(tmp_path):
+    """With momentum 0 and weight decay 0, LazySGD on sparse prototype gradients is plain SGD: same weights."""
+    common = ["loss.name=a3m", "max_steps=4", "optim.momentum=0", "optim.weight_decay=0", "grad_clip=10"]
+    dense = Trainer(tiny_config(*common, "loss.params={s: 8, m: 0.2}"), tmp_path / "d", log=lambda _m: None)
+    dense.fit()
+    stream = Trainer(
+        tiny_config(*common, "loss.params={s: 8, m: 0.2, chunk_size: 5}", "optim.name=lazy-sgd"),
+        tmp_path / "s",
+        log=lambda _m: None,
+    )
+    record = stream.fit()
+    assert record["status"] == "finished"
+    a, b = _state(dense), _state(stream)
+    for key in a:
+        assert torch.allclose(a[key].float(), b[key].float(), atol=1e-5, rtol=1e-4), key
+
+
+def test_streaming_head_needs_the_lazy_optimizer(tmp_path):
+    with pytest.raises(ValueError, match="lazy-sgd"):
+        Trainer(tiny_config("loss.name=alpha", "loss.params={chunk_size: 4}"), tmp_path, log=lambda _m: None)

@@ -45,7 +45,7 @@ DEFAULTS: dict[str, Any] = {
         "margin_warmup_steps": 0,  # ramp the margin from 0 to its value over this many steps
     },
     "optim": {
-        "name": "sgd",  # sgd | adamw
+        "name": "sgd",  # sgd | adamw | lazy-sgd (sparse prototype gradients of streaming α heads)
         "lr": 0.1,
         "momentum": 0.9,
         "nesterov": False,

@@ -35,6 +35,7 @@ from ..report.tables import DEFAULT_FARS, system_metrics, write_metrics
 from . import distributed as D
 from .callbacks import MarginWarmup
 from .checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
+from .sparse_optim import LazySGD
 
 __all__ = ["Trainer", "build_loss", "embed", "main_head"]
 
@@ -246,6 +247,14 @@ class Trainer:
                 self.step_module, device_ids=[self.device.index] if self.device.type == "cuda" else None
             )
         self.optimizer = self._optimizer(config["optim"])
+        if getattr(self.head, "chunk_size", None) is not None:
+            if config["optim"]["name"] != "lazy-sgd":
+                raise ValueError(
+                    "a streaming head (loss.params.chunk_size) gives sparse prototype gradients: "
+                    "use optim.name: lazy-sgd"
+                )
+            if D.is_distributed():
+                raise ValueError("streaming heads do not run under torch.distributed yet (sparse gradients in DDP)")
         self.batch_size = int(config["batch_size"])
         if self.batch_size % D.world_size():
             raise ValueError(f"batch_size {self.batch_size} must be divisible by the {D.world_size()} processes")
@@ -283,7 +292,9 @@ class Trainer:
             return torch.optim.SGD(groups, lr=lr, momentum=float(cfg["momentum"]), nesterov=bool(cfg["nesterov"]))
         if cfg["name"] == "adamw":
             return torch.optim.AdamW(groups, lr=lr, betas=tuple(cfg["betas"]))
-        raise ValueError(f"optim.name must be sgd or adamw, got {cfg['name']!r}")
+        if cfg["name"] == "lazy-sgd":  # sparse prototype gradients of streaming α heads (see sparse_optim)
+            return LazySGD(groups, lr=lr, momentum=float(cfg["momentum"]), nesterov=bool(cfg["nesterov"]))
+        raise ValueError(f"optim.name must be sgd, adamw or lazy-sgd, got {cfg['name']!r}")
 
     def _reinit_step(self, reinit: dict | None) -> int | None:
         if not reinit:
@@ -355,7 +366,13 @@ class Trainer:
             "num_classes": self.train_set.num_classes,
         }
 
+    def _flush(self) -> None:
+        """Bring lazily updated rows up to date (LazySGD) before W is read outside a training step."""
+        if isinstance(self.optimizer, LazySGD):
+            self.optimizer.flush()
+
     def save(self) -> None:
+        self._flush()
         if D.rank() == 0:
             save_checkpoint(self.state(), self.out)
         if D.is_distributed():
@@ -381,6 +398,7 @@ class Trainer:
     def _reinitialize(self) -> None:
         """A3M-I: prototypes ← normalized class means of the normalized training embeddings; W's optimizer state
         is reset."""
+        self._flush()
         data_cfg = {**self.config["data"], "augment": False}
         plain = build_dataset(data_cfg, "train")
         r, w = D.rank(), D.world_size()
@@ -409,7 +427,7 @@ class Trainer:
         clip = self.config.get("grad_clip")
         if clip:
             self.scaler.unscale_(self.optimizer)
-            torch.nn.utils.clip_grad_norm_(self.step_module.parameters(), float(clip))
+            _clip_grad_norm(self.step_module.parameters(), float(clip))
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.scheduler.step()
@@ -510,6 +528,7 @@ class Trainer:
 
     def evaluate(self, max_samples: int | None = None, far: Sequence[float] | None = None):
         """All-pairs open-set evaluation of the test split (its first ``max_samples`` samples when given)."""
+        self._flush()
         far = list(far or self.config["validate"]["far"])
         n = len(self.test_set) if not max_samples else min(int(max_samples), len(self.test_set))
         emb = embed(self.backbone, self.test_set, range(n), int(self.config["validate"]["batch_size"]), self.device)
@@ -559,6 +578,20 @@ class Trainer:
         score_histograms(systems, self.out / "hist.png", title=title)
         plot_training_curves(self.history, self.out / "curves.png")
         return {**record, "status": "finished"}
+
+
+def _clip_grad_norm(parameters, max_norm: float) -> float:
+    """Scale all gradients so their global L2 norm is at most ``max_norm``; sparse gradients (streaming heads)
+    count by their stored values. Returns the norm before clipping."""
+    grads = [p.grad for p in parameters if p.grad is not None]
+    if not grads:
+        return 0.0
+    squares = [(g.coalesce().values() if g.is_sparse else g).float().pow(2).sum() for g in grads]
+    norm = float(torch.stack(squares).sum().sqrt())
+    if norm > max_norm:
+        for g in grads:
+            g.mul_(max_norm / (norm + 1e-6))
+    return norm
 
 
 def _main_thread() -> bool:
