@@ -9,10 +9,11 @@ Koutsianos et al. (2025), "Alpha Divergence Losses for Biometric Verification" (
   cancel, leaving ``L = Σ_j p_j (z_j − z_y) + (q_y^{1−α} − Σ_j q_j^{1−α} p_j^α) / (α(α−1))``; gradient ``p − e_y``.
 
 The exact solver: the support ``{j : z_j > τ − 1/(α−1)}`` is a top-r set of each row whatever q is (q only scales),
-so τ is solved on the top-k logits of each row (k grows for rows whose support could reach past the candidates),
-in float64, by a safeguarded Newton iteration on ``f(c) = Σ_j q_j (w_j − c)_+^{1/(α−1)} = 1``. Nothing is
-differentiated through the solver: the custom backward returns ``p − e_y`` (loss) or the closed-form Jacobian
-product (softargmax).
+so τ is solved in float64 on the top-32 logits of each row; rows whose support may reach further are solved again
+on every class above the candidates' root, a lower bound of τ (see :func:`solve`). The root of
+``f(c) = Σ_j q_j (w_j − c)_+^{1/(α−1)} = 1`` is found by Newton's method (monotone for α ≤ 2) or a safeguarded
+Newton–bisection (α > 2). Nothing is differentiated through the solver: the custom backward returns ``p − e_y``
+(loss) or the closed-form Jacobian product (softargmax).
 """
 
 from __future__ import annotations
