@@ -1,7 +1,10 @@
 """``veriloss embed CKPT --data test --out embeddings.npy``: embeddings of a dataset with a trained backbone.
 
-Writes ``OUT`` (N×d float32, not normalized), ``<stem>.labels.npy`` (N int64 identity labels) and, for image
-folders, ``<stem>.keys.txt`` (one relative path per row); ``veriloss eval embeddings OUT`` reads them.
+Writes ``OUT`` (N×d float32), ``<stem>.labels.npy`` (N int64 identity labels) and, when the rows have names,
+``<stem>.keys.txt`` (one key per row: the relative path for image and audio folders, the utterance id for audio
+manifests and Kaldi lists); ``veriloss eval embeddings OUT`` reads them. Speaker models embed whole utterances
+(not normalized) or, with ``--chunk-seconds`` or the config's ``data.chunk_seconds``, the normalized mean of the
+normalized embeddings of overlapping chunks (unit norm; :func:`veriloss.data.audio.set_embedding_chunks`).
 """
 
 from __future__ import annotations
@@ -18,10 +21,26 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--data",
         default="test",
-        help="'train' or 'test' (the checkpoint config's splits), or an image folder (one sub-folder per identity)",
+        help="'train' or 'test' (the checkpoint config's splits; whole utterances for speaker models), or a folder: "
+        "for an image model one sub-folder of images per identity, for a speaker model one sub-folder of audio files "
+        "per speaker at any depth (VoxCeleb's id10270/x6uYqmx31kE/00001.wav; keys are the relative paths)",
     )
     p.add_argument("--out", type=Path, required=True, help="output .npy file")
     p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument(
+        "--chunk-seconds",
+        type=float,
+        help="speaker models: embed each utterance as the normalized mean of the normalized embeddings of chunks "
+        "this long (shorter utterances whole) [the config's data.chunk_seconds; unset: whole utterances]",
+    )
+    p.add_argument(
+        "--chunk-hop",
+        type=float,
+        help="seconds between chunk starts [with --chunk-seconds: half a chunk; else the config's data.chunk_hop]",
+    )
+    p.add_argument(
+        "--whole-utterances", action="store_true", help="speaker models: no chunks, even if the config sets them"
+    )
     p.set_defaults(run=run)
 
 
@@ -37,20 +56,49 @@ def load_backbone(checkpoint: Path):
     return backbone.eval(), state["config"]
 
 
+def chunking(args: argparse.Namespace, data: dict) -> tuple[float | None, float | None]:
+    """(chunk_seconds, chunk_hop) for a speaker model: the command line's, else the config's ``data`` section's."""
+    if args.whole_utterances:
+        if args.chunk_seconds is not None or args.chunk_hop is not None:
+            raise ValueError("--whole-utterances excludes --chunk-seconds and --chunk-hop")
+        return None, None
+    if args.chunk_seconds is not None:
+        return args.chunk_seconds, args.chunk_hop
+    seconds = data.get("chunk_seconds")
+    if args.chunk_hop is not None and seconds is None:
+        raise ValueError("--chunk-hop needs --chunk-seconds (the checkpoint's config sets no data.chunk_seconds)")
+    return seconds, args.chunk_hop if args.chunk_hop is not None else data.get("chunk_hop")
+
+
 def run(args: argparse.Namespace) -> int:
     from ..data import ImageFolder, build_dataset
+    from ..data.audio import from_folder, set_embedding_chunks
+    from ..models.speaker import WaveformBackbone
     from ..train import embed
 
     backbone, config = load_backbone(args.checkpoint)
+    audio = isinstance(backbone, WaveformBackbone)
+    if not audio and (args.chunk_seconds is not None or args.chunk_hop is not None or args.whole_utterances):
+        raise ValueError("--chunk-seconds, --chunk-hop and --whole-utterances apply to speaker models only")
     keys = None
     if args.data in ("train", "test"):
-        dataset = build_dataset({**config["data"], "augment": False}, args.data)
+        # no augmentation; speaker models: whole utterances instead of random training crops
+        dataset = build_dataset(
+            {**config["data"], "augment": False, **({"crop_seconds": None} if audio else {})}, args.data
+        )
     else:
         root = Path(args.data)
         if not root.is_dir():
-            raise ValueError(f"--data: {args.data!r} is neither 'train'/'test' nor an existing image folder")
-        dataset = ImageFolder(root, backbone.input_size, grayscale=backbone.in_channels == 1)
-        keys = [str(p.relative_to(root)) for p in dataset.paths]
+            kind = "audio" if audio else "image"
+            raise ValueError(f"--data: {args.data!r} is neither 'train'/'test' nor an existing {kind} folder")
+        if audio:
+            dataset = from_folder(root, sample_rate=backbone.sample_rate, crop_seconds=None)
+        else:
+            dataset = ImageFolder(root, backbone.input_size, grayscale=backbone.in_channels == 1)
+            keys = [p.relative_to(root).as_posix() for p in dataset.paths]
+    if audio:
+        set_embedding_chunks(dataset, *chunking(args, config["data"]))
+        keys = getattr(dataset, "utterances", None)
     emb = embed(backbone, dataset, batch_size=args.batch_size).numpy().astype(np.float32)
     out = args.out if args.out.suffix == ".npy" else args.out.with_suffix(".npy")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -60,7 +108,9 @@ def run(args: argparse.Namespace) -> int:
         tmp = out.with_name(out.stem + ".keys.txt.tmp")
         tmp.write_text("\n".join(keys) + "\n")
         tmp.replace(out.with_name(out.stem + ".keys.txt"))
-    print(f"wrote {emb.shape[0]} embeddings of dimension {emb.shape[1]} to {out}")
+    chunks = getattr(dataset, "chunk_samples", None)
+    how = f" (averaged {chunks / dataset.sample_rate:g} s chunks)" if chunks else ""
+    print(f"wrote {emb.shape[0]} embeddings of dimension {emb.shape[1]}{how} to {out}")
     return 0
 
 

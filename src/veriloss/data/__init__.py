@@ -97,8 +97,10 @@ def build_dataset(config: dict[str, Any], split: str) -> Dataset:
     - recordio: ``train_rec`` (insightface ``train.rec``, its ``train.idx`` beside it); ``test_root``, optional image
       folder for the test split; ``grayscale`` (default false; the test folder only, RecordIO images are RGB).
 
-    - speechocean, synthetic-audio: audio datasets (waveform items, ``channels`` 1, ``image_size`` None,
-      ``sample_rate``); their keys are in :func:`veriloss.data.audio.build_audio_dataset` (``image_size`` and
+    - speechocean, synthetic-audio, audio-folder (VoxCeleb-style ``train_root``/``test_root``), audio-list
+      (manifest TSV or Kaldi ``wav.scp``/``utt2spk`` in ``train_list``/``test_list``): audio datasets (waveform items,
+      ``channels`` 1, ``image_size`` None, ``sample_rate``; ``chunk_seconds``/``chunk_hop`` average the test
+      embeddings over chunks); their keys are in :func:`veriloss.data.audio.build_audio_dataset` (``image_size`` and
       ``skip_corrupt`` do not apply).
 
     Raises ``ValueError`` for an unknown name or key (listing the valid ones), a missing root, zip or file (naming

@@ -1,11 +1,13 @@
 """Audio datasets for speaker verification: decoding (soundfile), zip members, resampling, manifests, Kaldi lists,
-random crops, waveform augmentation, and generated speakers.
+speaker folders (VoxCeleb layout), random crops, test-time chunks, waveform augmentation, and generated speakers.
 
 Items are ``(waveform, label)``: waveform float32 (1, T) in [-1, 1] at the dataset's ``sample_rate``; label an int.
 Attributes as for the image datasets: ``labels``, ``num_classes``, ``channels`` (1), ``image_size`` (None), plus
 ``sample_rate``. Training sets (``crop_seconds`` set) give fixed-length random crops, so the default collate stacks
 them; test sets (``crop_seconds=None``) give whole utterances of different lengths: batch them with
-:func:`pad_collate` (which also returns the lengths) or embed them one at a time.
+:func:`pad_collate` (which also returns the lengths) or embed them one at a time. Test-time chunking
+(:func:`set_embedding_chunks`, :func:`chunk_waveform`) tells :func:`veriloss.train.embed` to embed each utterance
+as the normalized mean of its normalized chunk embeddings instead of whole.
 
 A source is a file path or ``"archive.zip::member/path.ogg"`` (read straight from the zip, no extraction). Any
 format libsndfile reads works (wav, flac, ogg/vorbis, ogg/opus, …); soundfile's PyPI wheels bundle a libsndfile with
@@ -31,19 +33,26 @@ import torch
 from torch.utils.data import Dataset
 
 __all__ = [
+    "AUDIO_EXTENSIONS",
     "AddNoise",
     "AudioDataset",
     "SpeedPerturb",
     "SyntheticSpeakers",
     "build_audio_dataset",
+    "chunk_waveform",
+    "from_folder",
     "from_kaldi",
     "from_manifest",
     "load_audio",
     "pad_collate",
     "read_audio",
     "resample",
+    "set_embedding_chunks",
     "speaker_split",
 ]
+
+#: file name endings :func:`from_folder` takes as audio (lower case; formats libsndfile decodes)
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".opus", ".mp3")
 
 ZIP_SEPARATOR = "::"
 _ZIPS: dict[tuple[int, str], zipfile.ZipFile] = {}  # open archives, per process (safe after a DataLoader fork)
@@ -172,6 +181,27 @@ def random_crop(wave: torch.Tensor, length: int) -> torch.Tensor:
     return tiled[..., start : start + length]
 
 
+def chunk_waveform(wave: torch.Tensor, chunk: int, hop: int) -> torch.Tensor:
+    """The test-time chunks of ``wave`` (1, T) as a (n, 1, ``chunk``) tensor (``hop ≤ chunk`` samples): windows
+    starting at 0, hop, 2·hop, … while they fit (start + chunk ≤ T), plus one window ending at T when those stop
+    short of the end, so every sample is covered: ``n = ⌊(T − chunk)/hop⌋ + 1``, plus 1 when
+    ``(T − chunk) mod hop ≠ 0``. A ``wave`` no longer than ``chunk`` is returned whole as (1, 1, T) (never padded)."""
+    for name, value in (("chunk", chunk), ("hop", hop)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive number of samples, got {value!r}")
+    if hop > chunk:
+        raise ValueError(f"hop ({hop}) must not exceed chunk ({chunk}): audio between chunks would be skipped")
+    if wave.dim() != 2 or wave.shape[0] != 1:
+        raise ValueError(f"chunk_waveform expects a (1, T) waveform, got shape {tuple(wave.shape)}")
+    t = wave.shape[-1]
+    if t <= chunk:
+        return wave[None]
+    starts = list(range(0, t - chunk + 1, hop))
+    if starts[-1] + chunk < t:
+        starts.append(t - chunk)
+    return torch.stack([wave[:, s : s + chunk] for s in starts])
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # waveform augmentation
 
@@ -244,11 +274,15 @@ class AudioDataset(Dataset):
     utterance and before ``noise`` (an :class:`AddNoise`) and ``transform`` (any callable on (1, T)).
     ``crop_seconds=None`` (test): the whole utterance, with ``transform`` only if given.
     Utterances shorter than ``min_seconds`` (default 0.1 s) and empty or unreadable files raise ``ValueError``
-    naming the source. ``speakers[label]`` is the speaker id of a label when the factories build the dataset.
+    naming the source. ``speakers[label]`` is the speaker id of a label when the factories build the dataset;
+    ``utterances`` (set by the factories) the key of each item (utterance id or relative path), in item order.
+    ``chunk_samples`` / ``chunk_hop_samples``: test-time chunking (None: whole), see :func:`set_embedding_chunks`.
     """
 
     channels = 1
     image_size = None
+    chunk_samples: int | None = None
+    chunk_hop_samples: int | None = None
 
     def __init__(
         self,
@@ -315,6 +349,34 @@ def pad_collate(batch: Sequence[tuple[torch.Tensor, int]]) -> tuple[torch.Tensor
     for i, (w, _) in enumerate(batch):
         out[i, :, : w.shape[-1]] = w.reshape(1, -1)
     return out, torch.tensor([int(y) for _, y in batch], dtype=torch.long), lengths
+
+
+def set_embedding_chunks(dataset: Dataset, chunk_seconds: float | None, chunk_hop: float | None = None) -> Dataset:
+    """Choose how :func:`veriloss.train.embed` embeds the utterances of the audio ``dataset`` (returned, changed in
+    place): ``chunk_seconds=None`` whole utterances; else chunks of ``round(chunk_seconds · sample_rate)`` samples
+    every ``round(chunk_hop · sample_rate)`` (default ``chunk_hop = chunk_seconds / 2``, half overlapping; at most
+    ``chunk_seconds``, so no audio is skipped) cut by :func:`chunk_waveform`, the utterance embedding being
+    ``normalize(mean_i normalize(e_i))`` over its chunks i. Sets ``dataset.chunk_samples`` and
+    ``dataset.chunk_hop_samples`` (the attributes ``embed`` reads); the items themselves do not change."""
+    rate = getattr(dataset, "sample_rate", None)
+    if not isinstance(rate, int) or isinstance(rate, bool) or rate < 1:
+        raise ValueError(f"chunked embeddings need an audio dataset (with sample_rate), got {type(dataset).__name__}")
+    if chunk_seconds is None:
+        if chunk_hop is not None:
+            raise ValueError(f"chunk_hop ({chunk_hop!r}) needs chunk_seconds (null: whole utterances, no chunks)")
+        dataset.chunk_samples = dataset.chunk_hop_samples = None
+        return dataset
+    for name, value in (("chunk_seconds", chunk_seconds), ("chunk_hop", chunk_hop)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0):
+            raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+    hop = chunk_seconds / 2 if chunk_hop is None else chunk_hop
+    if hop > chunk_seconds:
+        raise ValueError(
+            f"chunk_hop ({hop} s) must not exceed chunk_seconds ({chunk_seconds} s): audio would be skipped"
+        )
+    dataset.chunk_samples = max(1, round(chunk_seconds * rate))
+    dataset.chunk_hop_samples = max(1, round(hop * rate))
+    return dataset
 
 
 def _items_by_speaker(pairs: Iterable[tuple[str, str]], speakers: Iterable[str] | None):
@@ -421,6 +483,49 @@ def from_kaldi(
     return ds
 
 
+def from_folder(
+    root: str | os.PathLike,
+    speakers: Iterable[str] | None = None,
+    extensions: Sequence[str] = AUDIO_EXTENSIONS,
+    **kwargs,
+) -> AudioDataset:
+    """:class:`AudioDataset` of a folder with one sub-folder per speaker and audio files at any depth below it,
+    as VoxCeleb's ``wav/id10270/x6uYqmx31kE/00001.wav`` (``root`` = ``wav``).
+
+    A file's speaker is the first component of its path relative to ``root``, and that path with ``/``
+    separators is its key (``dataset.utterances``): for VoxCeleb exactly the keys of the trial lists, so
+    embeddings of the folder score a list directly. Files whose name ends with one of ``extensions`` (any case)
+    count, hidden files and folders (name starting with ``.``) and other files are ignored; symbolic links are
+    followed. Items are in sorted key order; labels number the speakers in sorted id order (``speakers``
+    keeps only those), as :func:`from_manifest`. An audio file directly in ``root`` (no speaker folder) or a
+    folder without audio raises ``ValueError``. ``kwargs`` go to :class:`AudioDataset`.
+    """
+    base = Path(root)
+    if not base.is_dir():
+        raise ValueError(f"audio folder {str(base)!r} does not exist")
+    exts = tuple(str(e).lower() for e in extensions)
+    keys = []
+    for folder, subfolders, files in os.walk(base, followlinks=True):
+        subfolders[:] = [d for d in subfolders if not d.startswith(".")]
+        rel = Path(folder).relative_to(base)
+        keys += [(rel / f).as_posix() for f in files if f.lower().endswith(exts) and not f.startswith(".")]
+    keys.sort()
+    if not keys:
+        raise ValueError(f"audio folder {str(base)!r} holds no audio files (names ending with {', '.join(exts)})")
+    loose = [k for k in keys if "/" not in k]
+    if loose:
+        raise ValueError(
+            f"audio folder {str(base)!r}: {len(loose)} file(s) lie directly in it, outside a speaker folder "
+            f"(e.g. {loose[:3]}); expected <root>/<speaker>/…/<file>"
+        )
+    speaker = {k: k.split("/", 1)[0] for k in keys}
+    items, order = _items_by_speaker(((str(base / k), speaker[k]) for k in keys), speakers)
+    ds = AudioDataset(items, speakers=order, **kwargs)
+    keep = set(order)
+    ds.utterances = [k for k in keys if speaker[k] in keep]
+    return ds
+
+
 def speaker_split(speakers: Iterable[str], train_speakers: int, seed: int = 0) -> tuple[list[str], list[str]]:
     """Deterministic speaker-disjoint split: speakers ordered by ``sha256(f"{seed}:{id}")``; the first
     ``train_speakers`` train, the rest are held out. Both lists are returned sorted. The hash order is a pure
@@ -455,11 +560,13 @@ class SyntheticSpeakers(Dataset):
     Items ``(waveform (1, T), label)``, T = round(seconds · sample_rate), label = k (0 … num_speakers − 1); the
     global speaker is ``speaker_offset + k``, so train and test sets with disjoint voices use the same seed and
     offsets 0 and ≥ the training count. ``crop_seconds`` gives random crops of that length (training), None whole
-    utterances (all of the same length).
+    utterances (all of the same length); test-time chunking as for :class:`AudioDataset`.
     """
 
     channels = 1
     image_size = None
+    chunk_samples: int | None = None
+    chunk_hop_samples: int | None = None
 
     def __init__(
         self,
@@ -578,19 +685,21 @@ class SyntheticSpeakers(Dataset):
 
 SPEECHOCEAN_ZIP = "speechocean762_train_opus.zip"
 SPEECHOCEAN_MANIFEST = "manifest.tsv"
+_CLIP_KEYS = ("crop_seconds", "sample_rate", "augment", "chunk_seconds", "chunk_hop")
+#: the data keys of each audio dataset name ("name" first)
 AUDIO_KEYS = {
-    "speechocean": ("name", "root", "train_speakers", "crop_seconds", "sample_rate", "augment", "seed"),
+    "speechocean": ("name", "root", "train_speakers", "seed", *_CLIP_KEYS),
     "synthetic-audio": (
         "name",
         "train_speakers",
         "test_speakers",
         "utterances_per_speaker",
         "seconds",
-        "crop_seconds",
-        "sample_rate",
-        "augment",
         "seed",
+        *_CLIP_KEYS,
     ),
+    "audio-folder": ("name", "train_root", "test_root", *_CLIP_KEYS),
+    "audio-list": ("name", "train_list", "test_list", "audio_root", *_CLIP_KEYS),
 }
 
 
@@ -610,17 +719,43 @@ def _seconds_key(data: dict, key: str, default: float | None) -> float | None:
     return float(value)
 
 
+def _list_dataset(data: dict, split: str, **kwargs) -> AudioDataset:
+    """audio-list: ``data.<split>_list`` is a manifest TSV or a Kaldi data folder (wav.scp + utt2spk)."""
+    key = f"{split}_list"
+    if data.get(key) is None:
+        raise ValueError(
+            f"data.{key} is required for 'audio-list' (a manifest .tsv or a folder with wav.scp and utt2spk)"
+        )
+    path = Path(data[key]).expanduser()
+    if path.is_dir():
+        return from_kaldi(path / "wav.scp", path / "utt2spk", **kwargs)
+    if not path.is_file():
+        raise ValueError(f"data.{key} = {str(path)!r} does not exist; expected a manifest .tsv or a Kaldi data folder")
+    audio_root = data.get("audio_root")
+    return from_manifest(path, Path(audio_root).expanduser() if audio_root is not None else path.parent, **kwargs)
+
+
 def build_audio_dataset(data: dict[str, Any], split: str) -> Dataset:
     """The audio part of :func:`veriloss.data.build_dataset` (``data`` has ``name`` in :data:`AUDIO_KEYS`).
 
+    Keys of every audio dataset: ``crop_seconds`` (train split only: random crops of this length; null: whole
+    utterances), ``sample_rate`` (16000; files at other rates are resampled), ``augment`` (false; true: speed
+    0.9/1.0/1.1 and white noise at SNR 5–20 dB with probability 0.5, train split only; synthetic-audio: noise
+    only), ``chunk_seconds`` and ``chunk_hop`` (test split only: embed each utterance as the normalized mean of
+    the normalized embeddings of chunks this long every ``chunk_hop`` seconds, default half a chunk, see
+    :func:`set_embedding_chunks`; null: whole utterances, the default).
+
     - speechocean: ``root`` (folder with ``speechocean762_train_opus.zip`` and ``manifest.tsv``),
-      ``train_speakers`` (95: of its 125 speakers, chosen by :func:`speaker_split` with ``seed``; the other 30 are
-      the test split), ``crop_seconds`` (2.0, train split only; test items are whole utterances of different
-      lengths), ``sample_rate`` (16000), ``augment`` (false; true: speed 0.9/1.0/1.1 and white noise at SNR
-      5–20 dB with probability 0.5, train split only), ``seed`` (0).
+      ``train_speakers`` (95: of its 125 speakers, chosen by :func:`speaker_split` with ``seed``, default 0; the
+      other 30 are the test split), ``crop_seconds`` default 2.0.
     - synthetic-audio: :class:`SyntheticSpeakers` with ``train_speakers`` (100), ``test_speakers`` (20; voices
-      after the training ones), ``utterances_per_speaker`` (10), ``seconds`` (2.0), ``crop_seconds`` (null:
-      whole utterances; train split only), ``sample_rate`` (16000), ``seed`` (0); ``augment`` as above, noise only.
+      after the training ones), ``utterances_per_speaker`` (10), ``seconds`` (2.0), ``seed`` (0);
+      ``crop_seconds`` default null.
+    - audio-folder: ``train_root``, ``test_root``, folders of :func:`from_folder` (one sub-folder per speaker,
+      files at any depth, as VoxCeleb); ``crop_seconds`` default 2.0.
+    - audio-list: ``train_list``, ``test_list``, each a manifest TSV (:func:`from_manifest`; its ``file`` column
+      relative to ``audio_root``, a folder or a .zip, default the manifest's folder) or a Kaldi data folder
+      holding ``wav.scp`` and ``utt2spk`` (:func:`from_kaldi`); ``crop_seconds`` default 2.0.
     """
     name = data["name"]
     valid = AUDIO_KEYS[name]
@@ -633,11 +768,12 @@ def build_audio_dataset(data: dict[str, Any], split: str) -> Dataset:
     augment = augment and split == "train"
     sample_rate = _int_key(data, "sample_rate", 16000, 8000)
     seed = _int_key(data, "seed", 0, 0)
+    chunks = (_seconds_key(data, "chunk_seconds", None), _seconds_key(data, "chunk_hop", None))
     noise = AddNoise(sample_rate=sample_rate) if augment else None
     if name == "synthetic-audio":
         train = _int_key(data, "train_speakers", 100, 1)
         crop = _seconds_key(data, "crop_seconds", None) if split == "train" else None
-        return SyntheticSpeakers(
+        ds: Dataset = SyntheticSpeakers(
             train if split == "train" else _int_key(data, "test_speakers", 20, 1),
             _int_key(data, "utterances_per_speaker", 10, 1),
             seconds=_seconds_key(data, "seconds", 2.0),
@@ -647,24 +783,31 @@ def build_audio_dataset(data: dict[str, Any], split: str) -> Dataset:
             crop_seconds=crop,
             transform=noise,
         )
-    if data.get("root") is None:
-        raise ValueError("data.root is required for 'speechocean' (the folder with the zip and manifest.tsv)")
-    root = Path(data["root"]).expanduser()
-    zip_path, manifest = root / SPEECHOCEAN_ZIP, root / SPEECHOCEAN_MANIFEST
-    for p in (zip_path, manifest):
-        if not p.is_file():
-            raise ValueError(
-                f"{str(p)!r} does not exist; data.root must hold {SPEECHOCEAN_ZIP} and {SPEECHOCEAN_MANIFEST}"
-            )
-    rows = read_manifest(manifest)
-    train_ids, test_ids = speaker_split((r["speaker"] for r in rows), _int_key(data, "train_speakers", 95, 1), seed)
-    crop = _seconds_key(data, "crop_seconds", 2.0) if split == "train" else None
-    return from_manifest(
-        manifest,
-        zip_path,
-        speakers=train_ids if split == "train" else test_ids,
-        sample_rate=sample_rate,
-        crop_seconds=crop,
-        speed=SpeedPerturb() if augment else None,
-        noise=noise,
-    )
+        return set_embedding_chunks(ds, *chunks) if split == "test" else ds
+    kwargs = {
+        "sample_rate": sample_rate,
+        "crop_seconds": _seconds_key(data, "crop_seconds", 2.0) if split == "train" else None,
+        "speed": SpeedPerturb() if augment else None,
+        "noise": noise,
+    }
+    if name == "audio-folder":
+        key = f"{split}_root"
+        if data.get(key) is None:
+            raise ValueError(f"data.{key} is required for 'audio-folder' (one sub-folder of audio files per speaker)")
+        ds = from_folder(Path(data[key]).expanduser(), **kwargs)
+    elif name == "audio-list":
+        ds = _list_dataset(data, split, **kwargs)
+    else:
+        if data.get("root") is None:
+            raise ValueError("data.root is required for 'speechocean' (the folder with the zip and manifest.tsv)")
+        root = Path(data["root"]).expanduser()
+        zip_path, manifest = root / SPEECHOCEAN_ZIP, root / SPEECHOCEAN_MANIFEST
+        for path in (zip_path, manifest):
+            if not path.is_file():
+                raise ValueError(
+                    f"{str(path)!r} does not exist; data.root must hold {SPEECHOCEAN_ZIP} and {SPEECHOCEAN_MANIFEST}"
+                )
+        rows = read_manifest(manifest)
+        train_ids, test_ids = speaker_split((r["speaker"] for r in rows), _int_key(data, "train_speakers", 95, 1), seed)
+        ds = from_manifest(manifest, zip_path, speakers=train_ids if split == "train" else test_ids, **kwargs)
+    return set_embedding_chunks(ds, *chunks) if split == "test" else ds

@@ -166,19 +166,42 @@ def embed(
     device: torch.device | str = "cpu",
     amp_dtype: torch.dtype | None = None,
 ) -> torch.Tensor:
-    """Embeddings (N×d, float32, not normalized) of ``dataset`` (or of ``indices``) in eval mode."""
+    """Embeddings (N×d, float32) of ``dataset`` (or of ``indices``) in eval mode; not normalized, except chunked.
+
+    Items are read ``batch_size`` at a time and inputs of equal shape go through the backbone together (at most
+    ``batch_size`` per pass): variable-length inputs (whole utterances; the speaker backbones take no padding mask)
+    are grouped by length, an utterance whose length no other item of its window shares is embedded alone. Exact
+    (no padding): in eval mode (BatchNorm on running statistics) an input's embedding does not depend on its batch,
+    up to float rounding of batched kernels (~1e-7).
+    An audio dataset with ``chunk_samples`` set (:func:`veriloss.data.audio.set_embedding_chunks`) is embedded in
+    chunks: each utterance is cut by :func:`veriloss.data.audio.chunk_waveform`, the chunks (all of one length)
+    are batched across utterances, and the utterance's embedding is ``normalize(mean_i normalize(e_i))`` over
+    its chunks (unit norm; an utterance shorter than a chunk is embedded whole, then normalized).
+    """
+    from ..data.audio import chunk_waveform
+
     was_training = backbone.training
     backbone.eval()
     idx = list(range(len(dataset))) if indices is None else list(indices)
-    out = []
+    chunk, hop = getattr(dataset, "chunk_samples", None), getattr(dataset, "chunk_hop_samples", None)
+    out: list[torch.Tensor] = []
     device = torch.device(device)
     for start in range(0, len(idx), batch_size):
         items = [dataset[i][0] for i in idx[start : start + batch_size]]
-        # variable-length inputs (whole utterances) go one at a time: exact in eval mode (BN uses running stats)
-        same = all(t.shape == items[0].shape for t in items)
-        for x in [torch.stack(items)] if same else [t[None] for t in items]:
-            with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-                out.append(backbone(x.to(device)).float().cpu())
+        pieces = [t[None] if chunk is None else chunk_waveform(t, chunk, hop) for t in items]  # (n_i, *shape)
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for j, p in enumerate(pieces):
+            groups.setdefault(tuple(p.shape[1:]), []).append(j)
+        window: list[torch.Tensor] = [torch.empty(0)] * len(items)
+        for members in groups.values():
+            x = torch.cat([pieces[j] for j in members])
+            emb = []
+            for k in range(0, len(x), batch_size):
+                with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+                    emb.append(backbone(x[k : k + batch_size].to(device)).float().cpu())
+            for j, e in zip(members, torch.cat(emb).split([len(pieces[j]) for j in members])):
+                window[j] = e if chunk is None else nn.functional.normalize(nn.functional.normalize(e).mean(0, True))
+        out.extend(window)
     backbone.train(was_training)
     return torch.cat(out) if out else torch.empty(0)
 
