@@ -26,6 +26,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from .. import heads, models, pairwise
 from ..data import PKSampler, build_dataset
+from ..heads import sharded
 from ..heads.alpha import A3MIHead
 from ..protocols import all_pairs
 from ..report.curves import plot_training_curves
@@ -56,7 +57,12 @@ def build_loss(loss_cfg: dict, embedding_dim: int, num_classes: int) -> nn.Modul
     """The training loss: a head (veriloss.heads) or a pairwise loss, plus weighted auxiliary pairwise losses."""
     name = loss_cfg["name"]
     params = dict(loss_cfg.get("params") or {})
-    if name.lower() in heads.available() or name.lower() in heads.aliases():
+    shard = params.pop("sharded", False)  # α heads: prototypes split over the processes (veriloss.heads.sharded)
+    if not isinstance(shard, bool):
+        raise ValueError(f"loss.params.sharded must be true or false, got {shard!r}")
+    if shard:
+        main = sharded.create(name, embedding_dim, num_classes, **params)
+    elif name.lower() in heads.available() or name.lower() in heads.aliases():
         main = heads.create(name, embedding_dim, num_classes, **params)
     elif name.lower() in pairwise.available() or name.lower() in pairwise.aliases():
         spec = pairwise.describe(name)["parameters"]
@@ -265,7 +271,12 @@ class Trainer:
             D.convert_batchnorm(self.backbone)
         self.step_module = _TrainStep(self.backbone, self.loss, self.amp_dtype, self.device.type).to(self.device)
         self.train_module: nn.Module = self.step_module
+        self.sharded_params = sharded.sharded_parameters(self.loss)
         if D.is_distributed():
+            # a sharded head's slices differ per rank: DDP must neither broadcast nor average them
+            DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(
+                self.step_module, sharded.sharded_parameter_names(self.step_module)
+            )
             self.train_module = DistributedDataParallel(
                 self.step_module, device_ids=[self.device.index] if self.device.type == "cuda" else None
             )
@@ -276,8 +287,11 @@ class Trainer:
                     "a streaming head (loss.params.chunk_size) gives sparse prototype gradients: "
                     "use optim.name: lazy-sgd"
                 )
-            if D.is_distributed():
-                raise ValueError("streaming heads do not run under torch.distributed yet (sparse gradients in DDP)")
+            if D.is_distributed() and not self.sharded_params:
+                raise ValueError(
+                    "streaming heads run under torch.distributed only sharded (loss.params.sharded: true): DDP does"
+                    " not average sparse gradients"
+                )
         self.batch_size = int(config["batch_size"])
         if self.batch_size % D.world_size():
             raise ValueError(f"batch_size {self.batch_size} must be divisible by the {D.world_size()} processes")
@@ -371,6 +385,8 @@ class Trainer:
 
     # --- state -------------------------------------------------------------------------------------------------
     def state(self) -> dict:
+        """The checkpoint; a sharded head's prototypes (and their optimizer state) whole on rank 0 (a collective)."""
+        loss_state, optim_state = sharded.full_state_dicts(self.loss, self.optimizer)
         return {
             "config": self.config,
             "step": self.step,
@@ -380,8 +396,8 @@ class Trainer:
             "finished": self.finished,
             "model_args": self.model_args,
             "backbone": self.backbone.state_dict(),
-            "loss": self.loss.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
+            "loss": loss_state,
+            "optimizer": optim_state,
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
             "rng": torch.get_rng_state(),
@@ -396,8 +412,9 @@ class Trainer:
 
     def save(self) -> None:
         self._flush()
+        state = self.state()  # on every rank: a sharded head's prototypes are gathered to rank 0 (a collective)
         if D.rank() == 0:
-            save_checkpoint(self.state(), self.out)
+            save_checkpoint(state, self.out)
         if D.is_distributed():
             dist.barrier()
 
@@ -408,8 +425,11 @@ class Trainer:
             return
         state = load_checkpoint(path, map_location=self.device)
         self.backbone.load_state_dict(state["backbone"])
-        self.loss.load_state_dict(state["loss"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        loss_state, optim_state = sharded.local_state_dicts(
+            self.loss, self.optimizer, state["loss"], state["optimizer"]
+        )
+        self.loss.load_state_dict(loss_state)
+        self.optimizer.load_state_dict(optim_state)
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
         torch.set_rng_state(state["rng"])
@@ -450,7 +470,7 @@ class Trainer:
         clip = self.config.get("grad_clip")
         if clip:
             self.scaler.unscale_(self.optimizer)
-            _clip_grad_norm(self.step_module.parameters(), float(clip))
+            _clip_grad_norm(self.step_module.parameters(), float(clip), self.sharded_params)
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.scheduler.step()
@@ -603,14 +623,28 @@ class Trainer:
         return {**record, "status": "finished"}
 
 
-def _clip_grad_norm(parameters, max_norm: float) -> float:
+def _clip_grad_norm(parameters, max_norm: float, sharded_params: Sequence[torch.Tensor] = ()) -> float:
     """Scale all gradients so their global L2 norm is at most ``max_norm``; sparse gradients (streaming heads)
-    count by their stored values. Returns the norm before clipping."""
-    grads = [p.grad for p in parameters if p.grad is not None]
-    if not grads:
+    count by their stored values. ``sharded_params`` (a sharded head's slices, different on each rank) count by
+    their squares summed over ranks (a collective), so every rank clips by the norm of the whole model. Returns
+    the norm before clipping."""
+    shard_ids = {id(p) for p in sharded_params}
+    params = [p for p in parameters if p.grad is not None]
+    grads = [p.grad for p in params]
+
+    def squares(gs: list[torch.Tensor]) -> list[torch.Tensor]:
+        return [(g.coalesce().values() if g.is_sparse else g).float().pow(2).sum() for g in gs]
+
+    parts = squares([p.grad for p in params if id(p) not in shard_ids])
+    if sharded_params:  # every rank takes part, with 0 where its slice has no gradient
+        local = squares([p.grad for p in params if id(p) in shard_ids])
+        total = torch.stack(local).sum() if local else torch.zeros((), device=sharded_params[0].device)
+        if D.is_distributed():
+            dist.all_reduce(total)
+        parts.append(total)
+    if not parts:
         return 0.0
-    squares = [(g.coalesce().values() if g.is_sparse else g).float().pow(2).sum() for g in grads]
-    norm = float(torch.stack(squares).sum().sqrt())
+    norm = float(torch.stack([t.to(parts[0].device) for t in parts]).sum().sqrt())
     if norm > max_norm:
         for g in grads:
             g.mul_(max_norm / (norm + 1e-6))
