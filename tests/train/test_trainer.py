@@ -168,6 +168,8 @@ def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
         (["sampler.name=pk", "sampler.p=3", "sampler.k=3"], "p·k"),
         (["batch_size=1000"], "smaller than one batch"),
         (["amp=fp8"], "amp"),
+        (["loss.init_std=-1"], "init_std"),
+        (["loss.name=triplet", "loss.init_std=0.01"], "prototypes"),
     ],
 )
 def test_bad_configs_are_clear_errors(tmp_path, overrides, match):
@@ -224,3 +226,15 @@ def test_streaming_head_with_lazy_sgd_trains_like_the_dense_head(tmp_path):
 def test_streaming_head_needs_the_lazy_optimizer(tmp_path):
     with pytest.raises(ValueError, match="lazy-sgd"):
         Trainer(tiny_config("loss.name=alpha", "loss.params={chunk_size: 4}"), tmp_path, log=lambda _m: None)
+
+
+def test_init_std_redraws_the_prototypes_from_the_seeded_generator():
+    from veriloss.train.trainer import build_loss
+
+    torch.manual_seed(3)
+    head = build_loss({"name": "cosface", "params": {}, "init_std": 0.01}, 16, 40)
+    torch.manual_seed(3)
+    torch.empty(40, 16).normal_(0.0, 1.0 / 16**0.5)  # what the head's own init consumes
+    expected = torch.empty(40, 16).normal_(0.0, 0.01)
+    torch.testing.assert_close(head.weight.detach(), expected, rtol=0, atol=0)
+    assert 0.008 < float(head.weight.detach().std()) < 0.012
