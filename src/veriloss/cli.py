@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .commands import demo, embed, eval, export, losses, train
+from .commands import bench, demo, embed, eval, export, losses, train
 
-COMMANDS = (losses, train, embed, eval, export, demo)
+COMMANDS = (losses, train, embed, eval, export, demo, bench)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,138 @@
+"""``veriloss bench losses|sweep``: compare losses (a suite) or tune a loss (a grid) with one recipe and seeds.
+
+    veriloss bench losses --suite omniglot [--seeds 3] [--losses arcface,qmargin] [--jobs N] [--set key=value]
+    veriloss bench sweep --base omniglot_qmargin --grid loss.params.alpha=1.25,1.5,2 --grid loss.params.s=8,16
+
+Each run trains into ``OUT/<variant>/seed<k>``; a restart skips finished runs and resumes interrupted ones from their
+checkpoint. The report (``OUT/report.md``, ``report.json``, ``det.png``) is rewritten at the end of every call,
+also after an interruption (with what is finished). ``--jobs N`` trains N runs at once in separate processes with
+cores // N torch threads each; the default, cores // 4 (at least 1), gives every training at least 4 threads, past
+which a small CNN's intra-op parallelism flattens (see :func:`veriloss.bench.runner.default_jobs`). See
+:mod:`veriloss.bench`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+
+def _common(p: argparse.ArgumentParser, seeds: int, what: str, out: str) -> None:
+    p.add_argument("--seeds", type=int, default=seeds, help=f"train seeds 0..N-1 of every {what} (default {seeds})")
+    p.add_argument("--out", type=Path, default=None, help=f"bench folder: run folders and the report (default {out})")
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        help="trainings in parallel, each in its own process (default: cores // 4, at least 1)",
+    )
+    p.add_argument("--threads", type=int, default=None, help="torch threads per training (default: cores // jobs)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value in every run, e.g. epochs=15 (repeatable)")  # fmt: skip
+    p.add_argument("--dry-run", action="store_true", help="list the runs and their state; train nothing")
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "bench",
+        help="train several losses or a parameter grid with one recipe and several seeds; report mean ± std",
+        description=__doc__.split("\n\n")[0],
+    )
+    bench = p.add_subparsers(dest="bench_command", metavar="WHAT")
+    losses = bench.add_parser(
+        "losses",
+        help="every loss of a suite with the suite's identical recipe",
+        description="Train every loss of a suite (configs/suites/NAME.yaml: a base recipe and one loss block per "
+        "entry) with seeds 0..N-1 and report TAR@FAR, EER, α statistics, a DET plot and wall times.",
+    )
+    losses.add_argument("--suite", default="omniglot", help="packaged suite name or suite YAML (default omniglot)")
+    losses.add_argument("--losses", default=None, help="comma-separated entries of the suite to run (default: all)")
+    _common(losses, 3, "loss", "reports/bench/SUITE")
+    sweep = bench.add_parser(
+        "sweep",
+        help="a cartesian grid over config keys (α, s, m, κ, re-initialization point, ...)",
+        description="Train every point of a grid over config keys on a base recipe, seeds 0..N-1, with the same "
+        "report as 'bench losses'. Values are comma-separated YAML values (commas inside [] or {} do not split).",
+    )
+    sweep.add_argument("--base", required=True, help="base recipe: a YAML file or a packaged name (omniglot_qmargin)")
+    sweep.add_argument("--grid", action="append", default=[], required=True, metavar="KEY=V1,V2,...",
+                       help="a config key and its values, e.g. loss.params.alpha=1.25,1.5,2 (repeatable)")  # fmt: skip
+    _common(sweep, 1, "grid point", "reports/sweep/BASE")
+    p.set_defaults(run=run, bench_parser=p)
+
+
+def _command(args: argparse.Namespace) -> str:
+    """The command line that reproduces this bench (for the report)."""
+    parts = ["veriloss", "bench", args.bench_command]
+    if args.bench_command == "losses":
+        parts += ["--suite", str(args.suite)] + (["--losses", args.losses] if args.losses else [])
+    else:
+        parts += ["--base", str(args.base)]
+        for g in args.grid:
+            parts += ["--grid", g]
+    parts += ["--seeds", str(args.seeds)]
+    for o in args.overrides:
+        parts += ["--set", o]
+    if args.out is not None:
+        parts += ["--out", str(args.out)]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.bench_command is None:
+        args.bench_parser.print_help()
+        return 2
+    from ..bench import expand_grid, load_suite, parse_grid, suite_variants
+    from ..train import load_config
+    from .train import recipe_path
+
+    if args.bench_command == "losses":
+        suite = load_suite(args.suite)
+        wanted = None if args.losses is None else args.losses.split(",")
+        variants = suite_variants(suite, args.overrides, wanted)
+        title = f"veriloss bench losses: suite {suite.name}"
+        return _bench(args, variants, title, str(suite.base), Path("reports") / "bench" / suite.name)
+    grid = parse_grid(args.grid)
+    base = recipe_path(args.base)
+    variants, skipped = expand_grid(load_config(base), grid, args.overrides)
+    for name, reason in skipped:
+        print(f"bench sweep: skipping grid point {name}: {reason}", file=sys.stderr)
+    title = f"veriloss bench sweep: {base.stem} over {', '.join(k for k, _ in grid)}"
+    return _bench(args, variants, title, str(base), Path("reports") / "sweep" / base.stem, skipped)
+
+
+def _bench(
+    args: argparse.Namespace, variants: list, title: str, base: str, default_out: Path, skipped: list = ()
+) -> int:
+    from ..bench import REPORT_FARS, available_cores, collect, default_jobs, plan_runs, run_all, run_state
+    from ..bench.report import write_report
+
+    out = args.out or default_out
+    specs = plan_runs(variants, args.seeds, out)
+    cores = available_cores()
+    jobs = default_jobs(cores) if args.jobs is None else args.jobs
+    if jobs < 1:
+        raise ValueError(f"--jobs must be ≥ 1, got {jobs}")
+    threads = max(1, cores // jobs) if args.threads is None else args.threads
+    if threads < 1:
+        raise ValueError(f"--threads must be ≥ 1, got {threads}")
+    if args.dry_run:
+        for spec in specs:
+            print(f"{spec.variant}\tseed {spec.seed}\t{run_state(spec)}\t{spec.dir}")
+        print(f"{len(specs)} runs; {jobs} job(s) × {threads} thread(s) on {cores} cores", file=sys.stderr)
+        return 0
+    status = run_all(specs, jobs, threads, REPORT_FARS)
+    meta = {"title": title, "command": _command(args), "base": base, "overrides": list(args.overrides)}
+    meta.update(seeds=args.seeds, jobs=jobs, threads=threads, cores=cores)
+    if skipped:
+        meta["skipped"] = [f"{name}: {reason}" for name, reason in skipped]
+    doc = collect(variants, specs, REPORT_FARS, meta)
+    write_report(out, doc, specs)
+    md = (out / "report.md").read_text()
+    print(md.split("\n## Impostor pairs")[0].rstrip())  # the verification table; the rest is in the files
+    print(f"report: {out}/ (report.md, report.json, det.png)", file=sys.stderr)
+    if any(s == "interrupted" for s in status.values()):
+        return 130
+    return 1 if any(s == "failed" for s in status.values()) else 0
