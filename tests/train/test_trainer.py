@@ -93,6 +93,8 @@ def test_interrupted_and_resumed_run_ends_with_the_same_weights(tmp_path, stop_a
     first = _InterruptAt(tiny_config(*extra), tmp_path / "b", log=lambda _m: None)
     assert first.fit() == {"status": "interrupted", "step": stop_at}
     assert load_checkpoint(tmp_path / "b")["step"] == stop_at
+    with open(tmp_path / "b" / "history.jsonl", "a") as f:  # as if a crash lost steps logged after the checkpoint
+        f.write(json.dumps({"step": stop_at + 1, "epoch": 0, "lr": 0.0, "loss": 1.0}) + "\n")
     resumed = Trainer(tiny_config(*extra), tmp_path / "b", resume=True, log=lambda _m: None)
     assert resumed.step == stop_at
     resumed.fit()
@@ -100,6 +102,13 @@ def test_interrupted_and_resumed_run_ends_with_the_same_weights(tmp_path, stop_a
     assert a.keys() == b.keys()
     for key in a:
         assert torch.equal(a[key], b[key]), key
+
+    def rows(run):  # no duplicated or missing log rows after the resume (the running means of the log interval
+        # cut by the interruption cover fewer steps, so only the keys and schedule are compared)
+        lines = (run / "history.jsonl").read_text().splitlines()
+        return [(r["step"], r.get("lr"), sorted(r)) for r in map(json.loads, lines)]
+
+    assert rows(tmp_path / "b") == rows(tmp_path / "a")
 
 
 def _free_port() -> int:

@@ -29,6 +29,7 @@ from ..data import PKSampler, build_dataset
 from ..heads import sharded
 from ..heads.alpha import A3MIHead
 from ..protocols import all_pairs
+from ..report._atomic import write_text
 from ..report.curves import plot_training_curves
 from ..report.histograms import score_histograms
 from ..report.plots import det_plot, roc_plot
@@ -459,6 +460,8 @@ class Trainer:
         torch.set_rng_state(state["rng"])
         self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
         self.history, self.finished = state["history"], state["finished"]
+        if D.rank() == 0:  # rows logged after the checkpoint were lost with the interruption: replay starts clean
+            write_text(self.out / "history.jsonl", "".join(json.dumps(row) + "\n" for row in self.history))
         self.log(f"resumed from {path} at step {self.step} (epoch {self.epoch}, batch {self.batch_in_epoch})")
 
     # --- the loop ----------------------------------------------------------------------------------------------
