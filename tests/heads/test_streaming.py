@@ -13,6 +13,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from tests.functional import alpha_reference as ref
 from veriloss import heads
 from veriloss.functional.alpha import solve
+from veriloss.heads import streaming
 
 _PARAMS = {"alpha": {}, "qmargin": {"m": 1.0}, "a3m": {"m": 0.3}, "a3m-i": {"m": 0.2, "overflow": "clamp"}}
 
@@ -79,16 +80,110 @@ def test_streaming_equals_dense_loss_gradients_and_statistics(name, k, chunk, al
         torch.testing.assert_close(sol.dense(k), ref.softargmax(z, alpha, q), rtol=0, atol=1e-12)
 
 
-def test_wide_supports_take_the_second_pass():
-    """Supports wider than the 32 candidates are found by the second stream and solved exactly."""
+def _spy(monkeypatch):
+    """Record the k of every top-k merge and the number of second passes of the stream."""
+    seen = {"k": [], "second_pass": 0}
+    merge, above = streaming._merge, streaming._stream_above
+
+    def spy_merge(*args):
+        seen["k"].append(args[-1])
+        return merge(*args)
+
+    def spy_above(*args):
+        seen["second_pass"] += 1
+        return above(*args)
+
+    monkeypatch.setattr(streaming, "_merge", spy_merge)
+    monkeypatch.setattr(streaming, "_stream_above", spy_above)
+    return seen
+
+
+@pytest.mark.parametrize("cap", [None, 32, 64])
+def test_wide_supports_grow_the_candidates_or_take_the_second_pass(monkeypatch, cap):
+    """Supports far wider than the 32 initial candidates: the running top-k grows (one pass over W), or, with k
+    capped below the support, the rows left short take the second stream; exact either way."""
+    if cap is not None:
+        monkeypatch.setattr(streaming, "_MAX_CANDIDATES", cap)
+    seen = _spy(monkeypatch)
     x, y, w = _data(3000, b=8, seed=3)
     dense, stream = _pair("qmargin", 3000, 257, 1.25, 3.0, w, kappa=0.3)
     l_d, gx_d, gw_d = _run(dense, x, y)
     l_s, gx_s, gw_s = _run(stream, x, y)
-    assert stream.statistics()["support_size"] > 100  # far past the 32 candidates of the first pass
+    support = stream.statistics()["support_size"]
+    assert support > 100  # far past the 32 initial candidates
+    if cap is None:
+        assert max(seen["k"]) > support and seen["second_pass"] == 0
+    else:
+        assert max(seen["k"]) == cap and seen["second_pass"] == 1
     torch.testing.assert_close(l_s, l_d, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(gx_s, gx_d, rtol=1e-10, atol=1e-12)
     torch.testing.assert_close(gw_s.to_dense(), gw_d, rtol=1e-10, atol=1e-12)
+    assert stream.statistics() == dense.statistics()
+
+
+@pytest.mark.parametrize("chunk", [1, 5, 64, 2000])
+def test_candidates_grow_within_the_stream(monkeypatch, chunk):
+    """k starts at 32 and doubles whenever a left-out logit may be in a support, whatever the chunk (one class
+    per chunk included); random embeddings against many classes: supports of 33 to 50 classes."""
+    seen = _spy(monkeypatch)
+    g = torch.Generator().manual_seed(4)
+    w = torch.randn(2000, 32, generator=g, dtype=torch.float64)
+    x = torch.randn(16, 32, generator=g, dtype=torch.float64)
+    y = torch.randint(0, 2000, (16,), generator=g)
+    dense, stream = _pair("alpha", 2000, chunk, 1.5, 4.0, w)
+    l_d, gx_d, gw_d = _run(dense, x, y)
+    l_s, gx_s, gw_s = _run(stream, x, y)
+    assert stream.statistics()["support_size"] > 32
+    assert seen["k"][0] == 32 and max(seen["k"]) == 64 and seen["second_pass"] == 0
+    torch.testing.assert_close(l_s, l_d, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(gx_s, gx_d, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(gw_s.to_dense(), gw_d, rtol=1e-10, atol=1e-12)
+    assert stream.statistics() == dense.statistics()
+
+
+def test_second_pass_collects_every_class_above_the_threshold():
+    """``_stream_above`` against the dense logits: per row exactly the classes above ``thr`` (ascending), their
+    logits, −inf / −1 padding to the widest row."""
+    g = torch.Generator().manual_seed(6)
+    r, k, d, s, m = 5, 300, 8, 6.0, 0.4
+    x, w = torch.randn(r, d, generator=g, dtype=torch.float64), torch.randn(k, d, generator=g, dtype=torch.float64)
+    y = torch.randint(0, k, (r,), generator=g)
+
+    def target_logit(cos_y):
+        return s * (cos_y - m)
+
+    z = s * F.normalize(x, dim=1) @ F.normalize(w, dim=1).t()
+    z[torch.arange(r), y] -= s * m
+    thr = torch.quantile(z, torch.tensor([0.5, 0.9, 0.97, 0.99, 0.999], dtype=torch.float64), dim=1).diagonal()
+    vals, cls = streaming._stream_above(F.normalize(x, dim=1), w, y, thr, s, target_logit, 37)
+    width = int((z > thr[:, None]).sum(dim=1).max())
+    assert vals.shape == cls.shape == (r, width)
+    for i in range(r):
+        want = (z[i] > thr[i]).nonzero()[:, 0]
+        n = want.numel()
+        assert torch.equal(cls[i, :n], want) and bool((cls[i, n:] == -1).all())
+        torch.testing.assert_close(vals[i, :n], z[i, want], rtol=1e-13, atol=1e-13)
+        assert bool((vals[i, n:] == -math.inf).all())
+
+
+@pytest.mark.parametrize("pairs", [1, 7, 10**9])
+def test_blocked_backward_equals_dense(monkeypatch, pairs):
+    """The backward in blocks of rows (one row, a few rows, one block) gives the dense head's gradients, and a
+    coalesced sparse gradient (ascending distinct rows) without a coalesce."""
+    monkeypatch.setattr(streaming, "_BACKWARD_PAIRS", pairs)
+    x, y, w = _data(400, b=11, seed=7)
+    for name in ("qmargin", "a3m"):
+        dense, stream = _pair(name, 400, 64, 1.5, 4.0, w)
+        l_d, gx_d, gw_d = _run(dense, x, y)
+        xa = x.clone().requires_grad_(True)
+        l_s = stream(xa, y)
+        torch.testing.assert_close(l_s.detach(), l_d, rtol=1e-12, atol=1e-12)
+        gx_s, gw_s = torch.autograd.grad(l_s, (xa, stream.weight))
+        assert gw_s.is_sparse and gw_s.is_coalesced()
+        rows = gw_s.indices()[0]
+        assert bool((rows[1:] > rows[:-1]).all())
+        torch.testing.assert_close(gx_s, gx_d, rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close(gw_s.to_dense(), gw_d, rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("name", ["alpha", "a3m"])
@@ -167,6 +262,29 @@ def test_no_batch_by_classes_or_classes_by_dim_temporary(name):
     with _Allocations() as rec_dense:  # the detector sees the dense head's B×K logits
         _run(dense, x, y)
     assert rec_dense.largest >= b * k
+
+
+def test_backward_temporaries_are_bounded_by_the_block(monkeypatch):
+    """Rows sharing their support classes (four labels): the backward allocates one block of gathered rows at a
+    time and the gradient of the distinct classes, never the B×(r+1)×d rows of the whole batch."""
+    monkeypatch.setattr(streaming, "_BACKWARD_PAIRS", 64)
+    g = torch.Generator().manual_seed(8)
+    k, d, b = 3000, 16, 64
+    w = torch.randn(k, d, generator=g, dtype=torch.float64)
+    y = torch.randint(0, 4, (b,), generator=g) * 7
+    x = F.normalize(w[y], dim=1) * 3 + 0.3 * torch.randn(b, d, generator=g, dtype=torch.float64)
+    dense, stream = _pair("a3m", k, 512, 1.5, 4.0, w)
+    xa = x.clone().requires_grad_(True)
+    loss = stream(xa, y)
+    with _Allocations() as rec:
+        gx, gw = torch.autograd.grad(loss, (xa, stream.weight))
+    _, gx_d, gw_d = _run(dense, x, y)
+    torch.testing.assert_close(gx, gx_d, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(gw.to_dense(), gw_d, rtol=1e-10, atol=1e-12)
+    n, mean_support = gw._nnz(), stream.statistics()["support_size"]  # distinct classes (gw is coalesced)
+    bound = max(n, 64) * d  # the gradient rows, or one block: at most max(64, r + 1) pairs (r + 1 ≤ 64 here)
+    assert b * mean_support * d > 3 * bound  # the whole batch's gathered rows would be far larger
+    assert rec.largest <= bound, rec.op
 
 
 def test_chunk_size_validation():

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from veriloss import heads
+from veriloss.train import sparse_optim
 from veriloss.train.sparse_optim import LazySGD
 
 _CASES = [
@@ -24,8 +25,12 @@ def _sparse(rows: torch.Tensor, vals: torch.Tensor, shape) -> torch.Tensor:
 
 @pytest.mark.parametrize("momentum,weight_decay,nesterov", _CASES)
 @pytest.mark.parametrize("schedule", [False, True])
-def test_lazy_sgd_equals_dense_sgd_after_flush(momentum, weight_decay, nesterov, schedule):
-    """Same gradient sequence (sparse rows, duplicates included; a dense bias in the same optimizer)."""
+@pytest.mark.parametrize("block_elements", [None, 8])
+def test_lazy_sgd_equals_dense_sgd_after_flush(monkeypatch, momentum, weight_decay, nesterov, schedule, block_elements):
+    """Same gradient sequence (sparse rows, duplicates included; a dense bias in the same optimizer); the row
+    updates in one block, or in blocks of 2 rows (``block_elements`` = 8 at d = 4)."""
+    if block_elements is not None:
+        monkeypatch.setattr(sparse_optim, "_BLOCK_ELEMENTS", block_elements)
     g = torch.Generator().manual_seed(0)
     k, d = 30, 4
     w0, b0 = torch.randn(k, d, generator=g, dtype=torch.float64), torch.randn(d, generator=g, dtype=torch.float64)
@@ -133,6 +138,31 @@ def test_streaming_training_with_momentum_or_decay_needs_a_flush_per_step(moment
     # the gradient of a cosine head scales with 1/‖W_j‖), so the run is not dense SGD's
     _, w_l, _ = _train(64, LazySGD, momentum, weight_decay, flush=False)
     assert float((w_l - w_d).abs().max()) > 1e-6
+
+
+def test_sorted_sparse_gradient_is_used_without_a_copy():
+    """The streaming head's gradient after autograd's accumulation (not flagged coalesced, rows ascending and
+    distinct) is used in place; an unsorted one with duplicates is coalesced first. Both steps equal dense SGD."""
+    g = torch.Generator().manual_seed(2)
+    head = heads.create("alpha", 8, 300, chunk_size=64).double()
+    x, y = torch.randn(12, 8, generator=g, dtype=torch.float64), torch.randint(0, 300, (12,), generator=g)
+    head(x, y).backward()
+    grad = head.weight.grad
+    rows, values = sparse_optim._sorted_rows(grad)
+    assert not grad.is_coalesced() and values.data_ptr() == grad._values().data_ptr()
+    assert bool((rows[1:] > rows[:-1]).all())
+    messy = _sparse(torch.tensor([4, 1, 4, 0]), torch.arange(8.0).view(4, 2), (6, 2))
+    rows, values = sparse_optim._sorted_rows(messy)
+    assert rows.tolist() == [0, 1, 4] and values.tolist() == [[6.0, 7.0], [2.0, 3.0], [4.0, 6.0]]
+    for sparse in (grad, messy):
+        w0 = torch.randn(sparse.shape, generator=g, dtype=torch.float64)
+        wl, wd_ = w0.clone().requires_grad_(True), w0.clone().requires_grad_(True)
+        wl.grad, wd_.grad = sparse.double(), sparse.double().to_dense()
+        lazy = LazySGD([wl], lr=0.3, momentum=0.9, weight_decay=0.01)
+        lazy.step()
+        lazy.flush()  # the rows without gradient decay too under dense SGD
+        torch.optim.SGD([wd_], lr=0.3, momentum=0.9, weight_decay=0.01).step()
+        torch.testing.assert_close(wl, wd_, rtol=0, atol=1e-12)
 
 
 def test_validation():

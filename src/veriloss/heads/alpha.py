@@ -8,6 +8,7 @@ parametrization of κ nor the re-initialization schedule: the choices here are o
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -83,15 +84,20 @@ class AlphaHead(Head):
         self._record(**stats)
         return loss
 
-    def _streaming_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """The chunked path: the head's target margin is ``_margin_logits`` applied to the target cosine alone."""
-        first = torch.zeros(y.shape[0], dtype=torch.long, device=y.device)
+    def _target_logit(self) -> Callable[[torch.Tensor], torch.Tensor]:
+        """The head's target margin as a map of target cosines (n,) to target logits (n,): ``_margin_logits``
+        applied to each cosine as a one-class row whose target is that class (the streaming and sharded paths)."""
 
         def target_logit(cos_y: torch.Tensor) -> torch.Tensor:
-            return self._margin_logits(cos_y[:, None], first[: cos_y.shape[0]])[:, 0]
+            first = torch.zeros(cos_y.shape[0], dtype=torch.long, device=cos_y.device)
+            return self._margin_logits(cos_y[:, None], first)[:, 0]
 
+        return target_logit
+
+    def _streaming_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The chunked path: the head's target margin is ``_margin_logits`` applied to the target cosine alone."""
         per, stats = streaming_alpha_loss(
-            x, self.weight, y, self.alpha, self.s, target_logit, self._target_q(y), self.chunk_size
+            x, self.weight, y, self.alpha, self.s, self._target_logit(), self._target_q(y), self.chunk_size
         )
         self._record(**stats)
         return per.mean()

@@ -420,17 +420,13 @@ class ShardedAlphaHead(AlphaHead):
                 f" {_world()}: build the head after init_process_group, in every process"
             )
 
-        def target_logit(cos_y: torch.Tensor) -> torch.Tensor:
-            first = torch.zeros(cos_y.shape[0], dtype=torch.long, device=cos_y.device)
-            return self._margin_logits(cos_y[:, None], first)[:, 0]
-
         per, stats = sharded_alpha_loss(
             x,
             self.weight,
             y,
             self.alpha,
             self.s,
-            target_logit,
+            self._target_logit(),
             self._target_q,
             self.shard_start,
             self.num_classes,

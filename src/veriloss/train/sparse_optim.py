@@ -31,6 +31,11 @@ What equals dense ``torch.optim.SGD`` exactly (up to float rounding of the matri
 Always call :meth:`flush` before reading W for evaluation, re-initialization or a checkpoint. Not supported:
 dampening, maximize, and sparse gradients with more than one sparse dimension. The momentum buffer is a dense
 tensor like W (as in dense SGD).
+
+Memory: every row-wise update (a sparse step, a catch-up, :meth:`LazySGD.flush`) runs in blocks of about 2¹⁸
+elements (1 MiB in float32): the rows of one block and their momentum are gathered once, caught up and stepped in
+place, and written back, so the temporaries do not grow with the number of rows updated. A sparse gradient whose
+rows are already ascending and distinct (the streaming heads') is read as is, without a coalesced copy.
 """
 
 from __future__ import annotations
@@ -43,6 +48,8 @@ from .._checks import check_positive
 
 __all__ = ["LazySGD"]
 
+_BLOCK_ELEMENTS = 2**18
+
 
 def _hyper(group: dict) -> tuple[float, float, float, bool]:
     return (group["lr"], group["momentum"], group["weight_decay"], group["nesterov"])
@@ -53,6 +60,22 @@ def _transition(lr: float, mu: float, wd: float, nesterov: bool) -> torch.Tensor
     if nesterov:
         return torch.tensor([[1.0 - lr * wd * (1.0 + mu), -lr * mu * mu], [wd, mu]], dtype=torch.float64)
     return torch.tensor([[1.0 - lr * wd, -lr * mu], [wd, mu]], dtype=torch.float64)
+
+
+def _block_rows(p: torch.Tensor) -> int:
+    """Rows of ``p`` per block of the row-wise updates (about 2**18 elements: 1 MiB in float32)."""
+    return max(1, _BLOCK_ELEMENTS // max(1, p[0].numel()))
+
+
+def _sorted_rows(grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The rows (ascending, distinct) and values of a row-sparse gradient. A gradient whose rows are already
+    ascending and distinct (the streaming heads': autograd's accumulation drops the coalesced flag but keeps the
+    order) is used as is; any other is coalesced (a copy)."""
+    if not grad.is_coalesced():
+        rows = grad._indices()[0]
+        if not bool((rows[1:] > rows[:-1]).all()):
+            grad = grad.coalesce()
+    return grad._indices()[0], grad._values()
 
 
 def _matrix_powers(m: torch.Tensor, exponents: torch.Tensor) -> torch.Tensor:
@@ -100,26 +123,36 @@ class LazySGD(torch.optim.Optimizer):
 
     # --- lazy rows ---------------------------------------------------------------------------------------------
     @staticmethod
-    def _catch_up(p: torch.Tensor, state: dict, rows: torch.Tensor, until: int) -> None:
-        """Apply to ``rows`` of ``p`` the gradient-free steps from their last update up to step ``until``."""
-        lr, mu, wd, nesterov = state["hyper"]
-        missed = until - state["last"][rows]
-        keep = missed > 0
-        if not bool(keep.any()) or (mu == 0.0 and wd == 0.0):
-            state["last"][rows] = until
+    def _advance(w: torch.Tensor, b: torch.Tensor | None, missed: torch.Tensor, hyper: tuple) -> None:
+        """Apply in place to gathered rows ``w`` (and their momentum ``b``) the ``missed`` (n,) gradient-free steps
+        of each row: ``(w, b) ← M^missed (w, b)``, or ``w ← (1 − ηλ)^missed w`` when μ = 0."""
+        lr, mu, wd, nesterov = hyper
+        if (mu == 0.0 and wd == 0.0) or not bool((missed > 0).any()):
             return
-        rows, missed = rows[keep], missed[keep]
-        shape = (-1,) + (1,) * (p.dim() - 1)
+        shape = (-1,) + (1,) * (w.dim() - 1)
         if mu == 0.0:
             factor = torch.tensor(1.0 - lr * wd, dtype=torch.float64).pow(missed.double().cpu())
-            p[rows] = p[rows] * factor.to(p.device, p.dtype).view(shape)
-        else:
-            exps, inverse = torch.unique(missed.cpu(), return_inverse=True)
-            m = _matrix_powers(_transition(lr, mu, wd, nesterov), exps)[inverse].to(p.device, p.dtype)
-            buf = state["momentum_buffer"]
-            w, b = p[rows], buf[rows]
-            p[rows] = m[:, 0, 0].view(shape) * w + m[:, 0, 1].view(shape) * b
-            buf[rows] = m[:, 1, 0].view(shape) * w + m[:, 1, 1].view(shape) * b
+            w.mul_(factor.to(w.device, w.dtype).view(shape))
+            return
+        exps, inverse = torch.unique(missed.cpu(), return_inverse=True)
+        m = _matrix_powers(_transition(lr, mu, wd, nesterov), exps)[inverse].to(w.device, w.dtype)
+        b_old = b * m[:, 0, 1].view(shape)  # the only temporary: M's (w, b) product needs the old b
+        b.mul_(m[:, 1, 1].view(shape)).addcmul_(w, m[:, 1, 0].view(shape))
+        w.mul_(m[:, 0, 0].view(shape)).add_(b_old)
+
+    @classmethod
+    def _catch_up(cls, p: torch.Tensor, state: dict, rows: torch.Tensor, until: int) -> None:
+        """Apply to ``rows`` of ``p`` the gradient-free steps from their last update up to step ``until``, in blocks
+        of rows (the gathered rows and their momentum are the only temporaries)."""
+        buf = state.get("momentum_buffer") if state["hyper"][1] > 0 else None
+        for block in rows.split(_block_rows(p)):
+            r = block[state["last"][block] < until]  # the lagging rows only
+            if r.numel() > 0:
+                w, b = p[r], None if buf is None else buf[r]
+                cls._advance(w, b, until - state["last"][r], state["hyper"])
+                p[r] = w
+                if b is not None:
+                    buf[r] = b
         state["last"][rows] = until
 
     @torch.no_grad()
@@ -163,17 +196,20 @@ class LazySGD(torch.optim.Optimizer):
                     if "last" not in state:
                         state["last"] = torch.zeros(p.shape[0], dtype=torch.long, device=p.device)
                     state["hyper"] = hyper
-                    grad = grad.coalesce()
-                    rows, g = grad.indices()[0], grad.values().to(p.dtype)
-                    self._catch_up(p, state, rows, step - 1)
-                    w = p[rows]
-                    d = g + wd * w if wd != 0 else g
-                    if mu > 0:
-                        buf = state["momentum_buffer"]
-                        b = buf[rows] * mu + d
-                        buf[rows] = b
-                        d = d + mu * b if nesterov else b
-                    p[rows] = w - lr * d
+                    rows, values = _sorted_rows(grad)
+                    buf = state["momentum_buffer"]
+                    n = _block_rows(p)
+                    for block, g in zip(rows.split(n), values.split(n)):
+                        # per block: gather the rows (and momentum) once, catch up, step, write back
+                        g = g.to(p.dtype)
+                        w, b = p[block], None if buf is None or mu == 0 else buf[block]
+                        self._advance(w, b, (step - 1) - state["last"][block], hyper)
+                        d = g.add(w, alpha=wd) if wd != 0 else g
+                        if b is not None:
+                            b.mul_(mu).add_(d)
+                            buf[block] = b
+                            d = d.add(b, alpha=mu) if nesterov else b
+                        p[block] = w.add_(d, alpha=-lr)
                     state["last"][rows] = step
                 else:
                     if "last" in state:  # a row-lazy parameter now given a dense gradient: bring it up to date
