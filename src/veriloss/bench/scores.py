@@ -22,6 +22,7 @@ import numpy as np
 from ..metrics import ImpostorSummary
 from ..metrics._scores import check_fars, floor_far_count
 from ..metrics.summary import n_bins
+from ..report._atomic import atomic_write
 
 __all__ = ["SCORES_NAME", "compute_scores", "load_scores", "save_scores"]
 
@@ -63,13 +64,7 @@ def save_scores(path: str | os.PathLike, genuine: np.ndarray, impostor: Impostor
     }
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
-    try:
-        np.savez_compressed(tmp, **arrays)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return atomic_write(path, lambda tmp: np.savez_compressed(tmp, **arrays))
 
 
 def load_scores(path: str | os.PathLike) -> tuple[np.ndarray, ImpostorSummary]:

@@ -74,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
     from ..data import ImageFolder, build_dataset
     from ..data.audio import from_folder, set_embedding_chunks
     from ..models.speaker import WaveformBackbone
+    from ..report._atomic import write_text
     from ..train import embed
 
     backbone, config = load_backbone(args.checkpoint)
@@ -105,9 +106,7 @@ def run(args: argparse.Namespace) -> int:
     _save_npy(out, emb)
     _save_npy(out.with_name(out.stem + ".labels.npy"), dataset.labels.numpy().astype(np.int64))
     if keys is not None:
-        tmp = out.with_name(out.stem + ".keys.txt.tmp")
-        tmp.write_text("\n".join(keys) + "\n")
-        tmp.replace(out.with_name(out.stem + ".keys.txt"))
+        write_text(out.with_name(out.stem + ".keys.txt"), "\n".join(keys) + "\n")
     chunks = getattr(dataset, "chunk_samples", None)
     how = f" (averaged {chunks / dataset.sample_rate:g} s chunks)" if chunks else ""
     print(f"wrote {emb.shape[0]} embeddings of dimension {emb.shape[1]}{how} to {out}")

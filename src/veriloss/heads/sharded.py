@@ -76,7 +76,7 @@ from torch import nn
 from ..functional.alpha import _loss_from_solution, solve
 from .alpha import A3MHead, A3MIHead, AlphaHead, QMarginHead
 from .registry import describe
-from .streaming import _CANDIDATES, _pad, _stream_above, _stream_candidates
+from .streaming import _CANDIDATES, _pad, _stream_above, _stream_candidates, _threshold_bound
 
 __all__ = [
     "ShardedA3MHead",
@@ -330,10 +330,7 @@ def sharded_alpha_loss(
             rows = undone.nonzero(as_tuple=True)[0]
             if rows.numel() > 0:
                 R = rows.numel()
-                # the pooled root is a lower bound of the true one; round it down a little: an extra class above
-                # it only adds a zero of p, a missing one would be an error (as the streaming heads)
-                thr = sol.tau[rows] - 1.0 / (alpha - 1.0)
-                thr = thr - 16 * torch.finfo(torch.float64).eps * (thr.abs() + 1.0 / (alpha - 1.0) + 1.0)
+                thr = _threshold_bound(sol.tau[rows], alpha)  # the pooled root is a lower bound of the true one
                 v2, c2 = _stream_above(xn[rows], w, y_rel[rows], thr, s, target_logit, chunk)
                 drop = (c2 == y_rel[rows, None]) | (v2 == -math.inf)  # the target comes once, as the extra column
                 v2 = torch.cat([torch.where(drop, -math.inf, v2), zy[rows, None]], dim=1)
