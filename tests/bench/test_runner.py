@@ -187,5 +187,18 @@ def test_bad_arguments():
         plan_runs([Variant("a", {"loss": {"name": "softmax"}})], 0, "out")
     with pytest.raises(ValueError, match="unique"):
         plan_runs([Variant("a", {}), Variant("a", {})], 1, "out")
+    with pytest.raises(ValueError, match="first_seed must be a non-negative integer"):
+        plan_runs([Variant("a", {})], 1, "out", first_seed=-1)
+
+
+def test_first_seed_shifts_seeds_and_folders():
+    variants = [Variant("a", {"seed": 7}), Variant("b", {})]
+    specs = plan_runs(variants, 2, "out", first_seed=3)
+    assert [(s.variant, s.seed, s.dir.name, s.config["seed"]) for s in specs] == [
+        ("a", 3, "seed3", 3),
+        ("b", 3, "seed3", 3),
+        ("a", 4, "seed4", 4),
+        ("b", 4, "seed4", 4),
+    ]
     with pytest.raises(ValueError, match="jobs must be a positive integer"):
         run_all([], jobs=0, threads=1, far=FARS)

@@ -100,10 +100,13 @@ def make_variant(name: str, config: dict, columns: dict[str, str] | None = None)
     return Variant(name, _canonical(config), dict(columns or {}))
 
 
-def plan_runs(variants: Sequence[Variant], seeds: int, out: str | os.PathLike) -> list[RunSpec]:
-    """Every (variant, seed) run, seeds 0..seeds−1, seed-major; run folders ``out/<variant>/seed<k>``."""
+def plan_runs(variants: Sequence[Variant], seeds: int, out: str | os.PathLike, first_seed: int = 0) -> list[RunSpec]:
+    """Every (variant, seed) run, seeds first_seed..first_seed+seeds−1, seed-major; run folders
+    ``out/<variant>/seed<k>``. A sweep can tune on seeds that the final comparison does not use."""
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
         raise ValueError(f"seeds must be a positive integer, got {seeds!r}")
+    if isinstance(first_seed, bool) or not isinstance(first_seed, int) or first_seed < 0:
+        raise ValueError(f"first_seed must be a non-negative integer, got {first_seed!r}")
     names = [v.name for v in variants]
     if not names:
         raise ValueError("nothing to run: no variants")
@@ -112,7 +115,7 @@ def plan_runs(variants: Sequence[Variant], seeds: int, out: str | os.PathLike) -
     out = Path(out)
     return [
         RunSpec(v.name, s, out / v.name / f"seed{s}", {**copy.deepcopy(v.config), "seed": s})
-        for s in range(seeds)
+        for s in range(first_seed, first_seed + seeds)
         for v in variants
     ]
 

@@ -20,7 +20,9 @@ from pathlib import Path
 
 
 def _common(p: argparse.ArgumentParser, seeds: int, what: str, out: str) -> None:
-    p.add_argument("--seeds", type=int, default=seeds, help=f"train seeds 0..N-1 of every {what} (default {seeds})")
+    p.add_argument("--seeds", type=int, default=seeds, help=f"train N seeds of every {what} (default {seeds})")
+    p.add_argument("--first-seed", type=int, default=0,
+                   help="seeds FIRST..FIRST+N-1 (default 0): tune on one seed, compare on others")  # fmt: skip
     p.add_argument("--out", type=Path, default=None, help=f"bench folder: run folders and the report (default {out})")
     p.add_argument(
         "--jobs",
@@ -45,7 +47,8 @@ def add_parser(sub) -> None:
         "losses",
         help="every loss of a suite with the suite's identical recipe",
         description="Train every loss of a suite (configs/suites/NAME.yaml: a base recipe and one loss block per "
-        "entry) with seeds 0..N-1 and report TAR@FAR, EER, α statistics, a DET plot and wall times.",
+        "entry) with N seeds (0..N-1 unless --first-seed) and report TAR@FAR, EER, α statistics, a DET plot and "
+        "wall times.",
     )
     losses.add_argument("--suite", default="omniglot", help="packaged suite name or suite YAML (default omniglot)")
     losses.add_argument("--losses", default=None, help="comma-separated entries of the suite to run (default: all)")
@@ -53,7 +56,7 @@ def add_parser(sub) -> None:
     sweep = bench.add_parser(
         "sweep",
         help="a cartesian grid over config keys (α, s, m, κ, re-initialization point, ...)",
-        description="Train every point of a grid over config keys on a base recipe, seeds 0..N-1, with the same "
+        description="Train every point of a grid over config keys on a base recipe, N seeds each, with the same "
         "report as 'bench losses'. Values are comma-separated YAML values (commas inside [] or {} do not split).",
     )
     sweep.add_argument("--base", required=True, help="base recipe: a YAML file or a packaged name (omniglot_qmargin)")
@@ -72,7 +75,7 @@ def _command(args: argparse.Namespace) -> str:
         parts += ["--base", str(args.base)]
         for g in args.grid:
             parts += ["--grid", g]
-    parts += ["--seeds", str(args.seeds)]
+    parts += ["--seeds", str(args.seeds)] + (["--first-seed", str(args.first_seed)] if args.first_seed else [])
     for o in args.overrides:
         parts += ["--set", o]
     if args.out is not None:
@@ -110,7 +113,7 @@ def _bench(
     from ..bench.report import write_report
 
     out = args.out or default_out
-    specs = plan_runs(variants, args.seeds, out)
+    specs = plan_runs(variants, args.seeds, out, args.first_seed)
     cores = available_cores()
     jobs = default_jobs(cores) if args.jobs is None else args.jobs
     if jobs < 1:
@@ -125,7 +128,7 @@ def _bench(
         return 0
     status = run_all(specs, jobs, threads, REPORT_FARS)
     meta = {"title": title, "command": _command(args), "base": base, "overrides": list(args.overrides)}
-    meta.update(seeds=args.seeds, jobs=jobs, threads=threads, cores=cores)
+    meta.update(seeds=args.seeds, first_seed=args.first_seed, jobs=jobs, threads=threads, cores=cores)
     if skipped:
         meta["skipped"] = [f"{name}: {reason}" for name, reason in skipped]
     doc = collect(variants, specs, REPORT_FARS, meta)
