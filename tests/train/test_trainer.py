@@ -186,6 +186,17 @@ def test_bad_configs_are_clear_errors(tmp_path, overrides, match):
         Trainer(tiny_config(*overrides), tmp_path, log=lambda _m: None)
 
 
+@pytest.mark.parametrize("fast", [True, False])
+def test_amp_auto_uses_bf16_on_cpu_only_where_it_is_native(monkeypatch, fast):
+    from veriloss.train import trainer
+
+    monkeypatch.setattr(trainer, "_cpu_has_fast_bf16", lambda: fast)
+    assert trainer._amp_dtype("auto", torch.device("cpu")) == (torch.bfloat16 if fast else None)
+    assert trainer._amp_dtype("auto", torch.device("cuda")) == torch.float16
+    assert trainer._amp_dtype("bf16", torch.device("cpu")) == torch.bfloat16  # asked for explicitly: always
+    assert trainer._amp_dtype("none", torch.device("cpu")) is None
+
+
 def test_set_parses_yaml_values_and_rejects_malformed_assignments():
     config = tiny_config("loss.params={s: 30, m: 0.5}", "validate.far=[1e-3, 1e-4]", "grad_clip=5")
     assert config["loss"]["params"] == {"s": 30, "m": 0.5} and config["grad_clip"] == 5

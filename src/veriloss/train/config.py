@@ -66,7 +66,7 @@ DEFAULTS: dict[str, Any] = {
     "max_steps": None,  # stop after this many steps (None: epochs × steps per epoch)
     "batch_size": 256,  # the global batch (split across processes under torch.distributed)
     "sampler": {"name": "random", "p": None, "k": None},  # random | pk | class-balanced
-    "amp": "auto",  # auto (bf16 on CPU, fp16 on CUDA) | bf16 | fp16 | none: the backbone only; losses stay fp32
+    "amp": "auto",  # auto (fp16 on CUDA; bf16 on CPUs with native bf16, else none) | bf16 | fp16 | none: backbone only
     "grad_clip": None,  # max global gradient norm
     "num_workers": 0,
     "validate": {"every_epochs": 1, "max_samples": 4000, "far": [1e-3, 1e-4], "batch_size": 512},
