@@ -28,15 +28,15 @@ def test_split_values_respects_brackets_and_quotes():
 def test_the_grid_is_the_cartesian_product_of_the_values(qmargin):
     grid = parse_grid(["loss.params.alpha=1.25,1.5,2", "loss.params.s=8,16"])
     assert grid == [("loss.params.alpha", ["1.25", "1.5", "2"]), ("loss.params.s", ["8", "16"])]
-    variants, skipped = expand_grid(qmargin, grid, ["epochs=15"])
-    # Q-Margin needs κ ≤ 1, i.e. (α−1)·s·m ≥ 1 with m = 0.35: only α = 1.25, s = 8 (0.7) is out
+    variants, skipped = expand_grid(qmargin, grid, ["epochs=15", "loss.params.m=0.35"])
+    # Q-Margin needs κ ≤ 1, i.e. (α−1)·s·m ≥ 1 with m = 0.35 (set here): only α = 1.25, s = 8 (0.7) is out
     points = [(a, s) for a, s in itertools.product([1.25, 1.5, 2], [8, 16]) if (a - 1) * s * 0.35 >= 1]
     assert len(points) == 5
     assert [(v.config["loss"]["params"]["alpha"], v.config["loss"]["params"]["s"]) for v in variants] == points
     assert [v.name for v in variants] == [f"alpha={a}_s={s}" for a, s in points]
     assert [name for name, _ in skipped] == ["alpha=1.25_s=8"] and "κ" in skipped[0][1]
     assert variants[0].columns == {"alpha": "1.25", "s": "16"}
-    for v in variants:  # everything else is the base recipe, with the --set override
+    for v in variants:  # everything else is the base recipe, with the --set overrides
         assert v.config["epochs"] == 15 and v.config["loss"]["params"]["m"] == 0.35
         rest = {k: x for k, x in v.config.items() if k not in ("loss", "epochs")}
         assert rest == {k: x for k, x in qmargin.items() if k not in ("loss", "epochs")}

@@ -49,7 +49,8 @@ def test_dry_runs_list_the_planned_runs(tmp_path, capsys):
     ]
     assert not out.exists()
     args = ["bench", "sweep", "--base", "omniglot_qmargin", "--grid", "loss.params.alpha=1.25,1.5,2"]
-    assert main([*args, "--grid", "loss.params.s=8,16", "--out", str(out), "--dry-run", "--jobs", "2"]) == 0
+    args += ["--grid", "loss.params.s=8,16", "--set", "loss.params.m=0.35"]
+    assert main([*args, "--out", str(out), "--dry-run", "--jobs", "2"]) == 0
     captured = capsys.readouterr()
     names = [line.split("\t")[0] for line in captured.out.splitlines()]
     assert names == [f"alpha={a}_s={s}" for a in ("1.25", "1.5", "2") for s in (8, 16)][1:]
