@@ -74,6 +74,7 @@ def test_report_mean_and_std_equal_the_runs(bench, tmp_path):
             assert (cell["mean"], cell["std"]) == pytest.approx(_stat([t["tar"] for t in rows]), abs=1e-15)
             assert cell["impostors_admitted"] == sorted({t["impostors_admitted"] for t in rows})
             assert max(cell["impostors_admitted"]) <= int(f * 1008)
+        assert [r["precision"] for r in v["runs"]] == [r["precision"] for r in records]
         walls = [sum(x["seconds"] for x in json.loads((r.dir / "bench.json").read_text())["sessions"]) for r in runs]
         assert s["wall_seconds"]["mean"] == pytest.approx(np.mean(walls), rel=1e-12)
         if v["name"] == "qmargin":
@@ -90,6 +91,7 @@ def test_report_mean_and_std_equal_the_runs(bench, tmp_path):
     q = next(v for v in doc["variants"] if v["name"] == "qmargin")["summary"]
     e = q["eer"]
     assert f"| qmargin | alpha=1.5, s=8.0, m=0.5 | 2/2 | {100 * e['mean']:.2f} ± {100 * e['std']:.2f} |" in md
+    assert "| steps | precision | wall min |" in md and f"| {records[0]['precision']} |" in md
     assert "not measurable" in md and "1,008" in md and "![DET curves of every variant](det.png)" in md
     assert json.loads(json_path.read_text()) == json.loads(json.dumps(doc))
     assert det_path.name == "det.png" and det_path.read_bytes()[:4] == b"\x89PNG"

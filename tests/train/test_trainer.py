@@ -44,11 +44,13 @@ def _state(trainer: Trainer) -> dict:
 
 
 def test_tiny_end_to_end_train_and_eval(tmp_path):
-    config = tiny_config("loss.name=arcface", "loss.params={s: 16, m: 0.3}", "epochs=2")
-    trainer = Trainer(config, tmp_path, log=lambda _m: None)
+    config = tiny_config("loss.name=arcface", "loss.params={s: 16, m: 0.3}", "epochs=2", "amp=none")
+    messages = []
+    trainer = Trainer(config, tmp_path, log=messages.append)
     assert trainer.steps_per_epoch == 72 // 16 and trainer.total_steps == 8
     metrics = trainer.fit()
     assert metrics["status"] == "finished" and metrics["steps"] == 8
+    assert metrics["precision"] == "float32" and any("cpu, float32" in m for m in messages)
     assert metrics["n_embeddings"] == 36 and metrics["n_genuine"] == 6 * 15
     assert 0.0 <= metrics["eer"] <= 0.5
     saved = json.loads((tmp_path / "metrics.json").read_text())
@@ -187,7 +189,7 @@ def test_bad_configs_are_clear_errors(tmp_path, overrides, match):
 
 
 @pytest.mark.parametrize("fast", [True, False])
-def test_amp_auto_uses_bf16_on_cpu_only_where_it_is_native(monkeypatch, fast):
+def test_amp_auto_uses_bf16_on_cpu_only_where_it_is_native(monkeypatch, fast, tmp_path):
     from veriloss.train import trainer
 
     monkeypatch.setattr(trainer, "_cpu_has_fast_bf16", lambda: fast)
@@ -195,6 +197,8 @@ def test_amp_auto_uses_bf16_on_cpu_only_where_it_is_native(monkeypatch, fast):
     assert trainer._amp_dtype("auto", torch.device("cuda")) == torch.float16
     assert trainer._amp_dtype("bf16", torch.device("cpu")) == torch.bfloat16  # asked for explicitly: always
     assert trainer._amp_dtype("none", torch.device("cpu")) is None
+    resolved = trainer.Trainer(tiny_config("amp=auto"), tmp_path, log=lambda _m: None).precision
+    assert resolved == ("bfloat16 autocast" if fast else "float32")  # what auto became, as metrics.json records it
 
 
 def test_set_parses_yaml_values_and_rejects_malformed_assignments():

@@ -106,6 +106,7 @@ def run_record(spec: RunSpec, far: Sequence[float] = REPORT_FARS) -> dict:
     by_far = {float(t["far"]): t for t in m["tar_at_far"]}
     rec.update(
         steps=m.get("steps"),
+        precision=m.get("precision"),  # absent from runs of versions before it was recorded
         n_embeddings=m.get("n_embeddings"),
         n_genuine=m["n_genuine"],
         n_impostor=m["n_impostor"],
@@ -307,8 +308,9 @@ def report_markdown(doc: Mapping) -> str:
         for r in v["runs"]:
             threads = ",".join(str(t) for t in r["threads"]) or "—"
             wall = f"{r['wall_seconds'] / 60:.1f}" if r["sessions"] else "—"
-            rows.append([v["name"], r["seed"], r["status"], r["dir"], r.get("steps", "—"), wall, threads])
-    lines += _table(["variant", "seed", "status", "folder", "steps", "wall min", "threads"], rows, 4)
+            precision = r.get("precision") or "—"
+            rows.append([v["name"], r["seed"], r["status"], r["dir"], r.get("steps", "—"), precision, wall, threads])
+    lines += _table(["variant", "seed", "status", "folder", "steps", "precision", "wall min", "threads"], rows, 5)
     return "\n".join(lines) + "\n"
 
 

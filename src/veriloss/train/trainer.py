@@ -288,6 +288,9 @@ class Trainer:
         self.log = log if D.rank() == 0 else (lambda _msg: None)
         self.device = _resolve_device(str(config.get("device", "auto")))
         self.amp_dtype = _amp_dtype(str(config.get("amp", "auto")), self.device)
+        # what amp resolved to on this machine (auto differs between CPUs): logged and kept in metrics.json
+        dtype = str(self.amp_dtype).removeprefix("torch.")
+        self.precision = "float32" if self.amp_dtype is None else f"{dtype} autocast"
         self.seed = int(config["seed"])
         torch.manual_seed(self.seed)
 
@@ -524,6 +527,7 @@ class Trainer:
             self.log(f"{self.out} holds a finished run; nothing to do")
             return self._final_metrics(load_only=True)
         self.out.mkdir(parents=True, exist_ok=True)
+        self.log(f"device {self.device}, {self.precision}, {torch.get_num_threads()} thread(s)")
         previous = signal.signal(signal.SIGINT, self._on_sigint) if _main_thread() else None
         writer = self._writer()
         progress = self._progress()
@@ -634,7 +638,7 @@ class Trainer:
         """Evaluate the test split and write the report: metrics.md/.json, roc.png, det.png, hist.png, curves.png.
 
         Returns the system record of :func:`veriloss.report.tables.system_metrics` plus ``status``; the record also
-        holds ``n_embeddings``, ``steps`` and the mean α-head statistics over training.
+        holds ``n_embeddings``, ``steps``, ``precision`` and the mean α-head statistics over training.
         """
         path = self.out / "metrics.json"
         if load_only and path.exists():
@@ -643,7 +647,7 @@ class Trainer:
             return {"status": "finished"}
         far = sorted({*self.config["validate"]["far"], *DEFAULT_FARS})
         result = self.evaluate(far=far)
-        extra = {"n_embeddings": result.n_embeddings, "steps": self.step}
+        extra = {"n_embeddings": result.n_embeddings, "steps": self.step, "precision": self.precision}
         train_rows = [r for r in self.history if "loss" in r]
         for key in ("support_size", "py_zero"):
             values = [r[key] for r in train_rows if key in r]
