@@ -56,9 +56,9 @@ def test_grid_over_the_reinitialization_point_and_whole_sections():
 
 
 def test_grid_keys_with_the_same_last_part_keep_their_full_names(qmargin):
-    grid = parse_grid(["loss.params.s=16", "loss.params.m=0.2,0.3", "schedule.kind=cosine", "optim.name=sgd"])
+    grid = parse_grid(["loss.params.s=16", "loss.params.m=0.3,0.4", "schedule.kind=cosine", "optim.name=sgd"])
     variants, _ = expand_grid(qmargin, grid)
-    assert variants[0].columns == {"s": "16", "m": "0.2", "kind": "cosine", "name": "sgd"}
+    assert variants[0].columns == {"s": "16", "m": "0.3", "kind": "cosine", "name": "sgd"}
     variants, _ = expand_grid(qmargin, parse_grid(["batch_size=128", "validate.batch_size=256"]))
     assert variants[0].columns == {"batch_size": "128", "validate.batch_size": "256"}
     assert variants[0].name == "batch_size=128_validate.batch_size=256"
