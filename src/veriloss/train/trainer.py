@@ -288,9 +288,6 @@ class Trainer:
         self.log = log if D.rank() == 0 else (lambda _msg: None)
         self.device = _resolve_device(str(config.get("device", "auto")))
         self.amp_dtype = _amp_dtype(str(config.get("amp", "auto")), self.device)
-        # what amp resolved to on this machine (auto differs between CPUs): logged and kept in metrics.json
-        dtype = str(self.amp_dtype).removeprefix("torch.")
-        self.precision = "float32" if self.amp_dtype is None else f"{dtype} autocast"
         self.seed = int(config["seed"])
         torch.manual_seed(self.seed)
 
@@ -456,6 +453,13 @@ class Trainer:
             save_checkpoint(state, self.out)
         if D.is_distributed():
             dist.barrier()
+
+    @property
+    def precision(self) -> str:
+        """What ``amp`` resolved to here (``auto`` differs between CPUs): logged and kept in metrics.json."""
+        if self.amp_dtype is None:
+            return "float32"
+        return f"{str(self.amp_dtype).removeprefix('torch.')} autocast"
 
     def _resume(self) -> None:
         path = self.out / CHECKPOINT_NAME
