@@ -86,3 +86,24 @@ def test_bad_input(tmp_path, systems):
     with pytest.raises(ValueError, match="NaN"):
         roc_plot({"a": (np.array([1.0, np.nan]), np.zeros(3))}, tmp_path / "x.png")
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("plot", [roc_plot, det_plot])
+def test_many_systems_have_distinct_line_styles(plot, systems, tmp_path, monkeypatch):
+    """More systems than the ten colours: every curve still differs from the others by colour or dash."""
+    import veriloss.report.plots as plots
+
+    seen = {}
+    save = plots.save_figure
+
+    def capture(fig, path, *args, **kwargs):
+        seen["legend"] = [(h.get_color(), str(h.get_linestyle())) for h in fig.legends[0].legend_handles]
+        return save(fig, path, *args, **kwargs)
+
+    monkeypatch.setattr(plots, "save_figure", capture)
+    g, imp = systems["gaussian"]
+    many = {f"system {i}": (g + 0.01 * i, imp) for i in range(16)}
+    _check_png(plot(many, tmp_path / "p.png", far=[1e-3]), width=704, min_height=700)
+    styles = seen["legend"]
+    assert len(styles) == 16 and len(set(styles)) == 16
+    assert {ls for _, ls in styles[:10]} == {"-"} and {ls for _, ls in styles[10:]} == {"--"}

@@ -140,10 +140,11 @@ def roc_plot(
     fig, ax = _figure(len(items) + len(_notes(bad)), 6.4, 4.8)
     handles = []
     for i, ((name, g, imp, f, t, n_imp), ok) in enumerate(zip(curves, pts)):
-        color = f"C{i % 10}"
+        style = _line_style(i)
+        color = style["color"]
         keep = f > 0
         label = f"{_short(name)} (EER {100 * eer(g, imp).eer:.2f}%)"
-        handles += ax.plot(f[keep], t[keep], drawstyle="steps-post", color=color, lw=1.4, label=label)
+        handles += ax.plot(f[keep], t[keep], drawstyle="steps-post", lw=1.4, label=label, **style)
         ax.axvline(1.0 / n_imp, color=color, ls=":", lw=0.8)
         if ok:
             ax.plot([p.far_target for p in ok], [p.tar for p in ok], "o", color=color, ms=4)
@@ -157,6 +158,11 @@ def roc_plot(
         Line2D([], [], ls=":", color="0.4", lw=0.8, label="FAR = 1/N"),
     ]
     return _finish(fig, ax, path, title, handles, keys, bad)
+
+
+def _line_style(i: int) -> dict:
+    """Colour and dash of the i-th curve: ten colours, then the same colours dashed, dash-dotted, dotted."""
+    return {"color": f"C{i % 10}", "ls": ("-", "--", "-.", (0, (1, 1)))[(i // 10) % 4]}
 
 
 def _probit(x: np.ndarray | Sequence[float]) -> np.ndarray:
@@ -188,7 +194,8 @@ def det_plot(
     handles = []
     frr_seen: list[float] = []
     for i, ((name, g, imp, f, t, _), ok) in enumerate(zip(curves, pts)):
-        color = f"C{i % 10}"
+        style = _line_style(i)
+        color = style["color"]
         r = 1.0 - t
         keep = (f > 0) & (r > 0)
         view = keep & (f >= x_lo) & (f <= 0.5)
@@ -196,7 +203,7 @@ def det_plot(
             frr_seen += [float(r[view][0]), float(r[view][-1])]
         e = eer(g, imp)
         label = f"{_short(name)} (EER {100 * e.eer:.2f}%)"
-        handles += ax.plot(_probit(f[keep]), _probit(r[keep]), drawstyle="steps-post", color=color, lw=1.4, label=label)
+        handles += ax.plot(_probit(f[keep]), _probit(r[keep]), drawstyle="steps-post", lw=1.4, label=label, **style)
         if 0 < e.eer < 1:
             ax.plot(_probit([e.eer]), _probit([e.eer]), "s", color=color, ms=4, mfc="none")
         ok = [p for p in ok if p.tar < 1]
