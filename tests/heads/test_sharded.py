@@ -5,16 +5,12 @@ gathering and cutting; gradcheck; bad input."""
 
 from __future__ import annotations
 
-import multiprocessing
-import os
-import socket
-
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 import torch.nn.functional as F
 
+from tests.processes import run_processes
 from veriloss import heads
 from veriloss.heads import sharded
 from veriloss.heads.sharded import shard_range
@@ -143,48 +139,19 @@ def _check_reinit_and_errors(rank: int, world: int) -> None:
             assert "at least one class per process" in str(err) or "all K classes" in str(err), str(err)
 
 
-def _worker(rank: int, world: int, port: int) -> None:
-    torch.set_num_threads(1)
+def _worker(rank: int, world: int) -> None:
     early = sharded.create("alpha", 4, 10)  # built before the process group: one process
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=world)
+    dist.init_process_group("gloo")  # rank, world size and address from the environment run_processes sets
+    for case in CASES:
+        _check_case(rank, world, *case)
+    _check_state_dicts(rank, world)
+    _check_reinit_and_errors(rank, world)
     try:
-        for case in CASES:
-            _check_case(rank, world, *case)
-        _check_state_dicts(rank, world)
-        _check_reinit_and_errors(rank, world)
-        try:
-            early(torch.randn(2, 4), torch.tensor([0, 1]))
-            raise AssertionError("a head built for one process ran under a process group")
-        except ValueError as err:
-            assert "after init_process_group" in str(err)
-        dist.barrier()
-    finally:
-        dist.destroy_process_group()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-# imported once by the fork server instead of by each worker (seconds per process on a busy machine); the lazy
-# imports of the optimizers' first step (torch._dynamo) and of broadcast_shapes (sympy) included
-_PRELOAD = [
-    "torch",
-    "torch._dynamo",
-    "torch.fx.experimental.symbolic_shapes",
-    "veriloss.heads.sharded",
-    "veriloss.train",
-]
-
-
-def run_processes(fn, world: int, *args) -> None:
-    """``fn(rank, world, port, *args)`` in ``world`` processes forked from a server that imported :data:`_PRELOAD`
-    (one server for every test of the session)."""
-    multiprocessing.set_forkserver_preload(_PRELOAD)
-    mp.start_processes(fn, args=(world, _free_port(), *args), nprocs=world, join=True, start_method="forkserver")
+        early(torch.randn(2, 4), torch.tensor([0, 1]))
+        raise AssertionError("a head built for one process ran under a process group")
+    except ValueError as err:
+        assert "after init_process_group" in str(err)
+    dist.barrier()
 
 
 @pytest.mark.parametrize("world", [2, 3])

@@ -12,7 +12,7 @@ import signal
 import torch
 import torch.distributed as dist
 
-from tests.heads.test_sharded import run_processes
+from tests.processes import run_processes
 from tests.train.test_trainer import TINY
 from veriloss.heads.sharded import ShardedA3MIHead
 from veriloss.train import Trainer, load_config
@@ -45,30 +45,25 @@ class _InterruptAt(Trainer):
         return out
 
 
-def _worker(rank: int, world: int, port: int, root: str) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world))
-    torch.set_num_threads(1)
+def _worker(rank: int, world: int, root: str) -> None:
     from veriloss.train import distributed as D
 
     D.init_from_env("gloo")
     quiet = {"log": lambda _m: None}
-    try:
-        straight = Trainer(load_config(None, SHARDED), f"{root}/straight", **quiet)
-        assert isinstance(straight.head, ShardedA3MIHead) and straight.head.weight.shape == (7 - rank, 16)
-        ignored = straight.train_module.parameters_to_ignore  # the head is kept out of DDP
-        assert ignored == {"loss.weight"}, ignored
-        straight.fit()
-        first = _InterruptAt(load_config(None, SHARDED), f"{root}/resumed", **quiet)
-        assert first.fit() == {"status": "interrupted", "step": STOP_AT}
-        dist.barrier()
-        if rank == 0:
-            shutil.copytree(f"{root}/resumed", f"{root}/at_stop")
-        dist.barrier()
-        resumed = Trainer(load_config(None, SHARDED), f"{root}/resumed", resume=True, **quiet)
-        assert resumed.step == STOP_AT
-        resumed.fit()
-    finally:
-        dist.destroy_process_group()
+    straight = Trainer(load_config(None, SHARDED), f"{root}/straight", **quiet)
+    assert isinstance(straight.head, ShardedA3MIHead) and straight.head.weight.shape == (7 - rank, 16)
+    ignored = straight.train_module.parameters_to_ignore  # the head is kept out of DDP
+    assert ignored == {"loss.weight"}, ignored
+    straight.fit()
+    first = _InterruptAt(load_config(None, SHARDED), f"{root}/resumed", **quiet)
+    assert first.fit() == {"status": "interrupted", "step": STOP_AT}
+    dist.barrier()
+    if rank == 0:
+        shutil.copytree(f"{root}/resumed", f"{root}/at_stop")
+    dist.barrier()
+    resumed = Trainer(load_config(None, SHARDED), f"{root}/resumed", resume=True, **quiet)
+    assert resumed.step == STOP_AT
+    resumed.fit()
 
 
 # a streaming sharded head (chunk_size): sparse prototype gradients, LazySGD, under DDP for the backbone
@@ -77,16 +72,11 @@ STREAM_SHARDED = [*STREAM, "loss.params={s: 8, m: 0.5, chunk_size: 4, sharded: t
 STREAM_ONE = [*STREAM, "loss.params={s: 8, m: 0.5, chunk_size: 4}"]
 
 
-def _stream_worker(rank: int, world: int, port: int, root: str) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world))
-    torch.set_num_threads(1)
+def _stream_worker(rank: int, world: int, root: str) -> None:
     from veriloss.train import distributed as D
 
     D.init_from_env("gloo")
-    try:
-        Trainer(load_config(None, STREAM_SHARDED), f"{root}/stream", log=lambda _m: None).fit()
-    finally:
-        dist.destroy_process_group()
+    Trainer(load_config(None, STREAM_SHARDED), f"{root}/stream", log=lambda _m: None).fit()
 
 
 def _assert_close_states(a: dict, b: dict, atol: float = 2e-5, rtol: float = 1e-4) -> None:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import signal
-import socket
 
 import pytest
 import torch
-import torch.multiprocessing as mp
 
+from tests.processes import run_processes
+from veriloss.cli import main
 from veriloss.train import Trainer, load_config
 from veriloss.train.callbacks import MarginWarmup
 from veriloss.train.checkpoint import load_checkpoint, save_atomic
@@ -113,21 +115,12 @@ def test_interrupted_and_resumed_run_ends_with_the_same_weights(tmp_path, stop_a
     assert rows(tmp_path / "b") == rows(tmp_path / "a")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _ddp_worker(rank: int, world: int, port: int, out: str, overrides: list[str]) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world))
-    torch.set_num_threads(1)
-    from veriloss.train import distributed as D
-
-    D.init_from_env("gloo")
-    trainer = Trainer(load_config(None, overrides), out, log=lambda _m: None)
-    trainer.fit()
-    torch.distributed.destroy_process_group()
+def _ddp_worker(rank: int, world: int, recipe: str, out: str, overrides: list[str]) -> None:
+    """``veriloss train`` as torchrun starts it; it leaves the process group when done."""
+    sets = [arg for assignment in overrides for arg in ("--set", assignment)]
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        assert main(["train", str(recipe), *sets, "--out", out]) == 0
+    assert not torch.distributed.is_initialized()
 
 
 def test_two_process_ddp_equals_one_process_on_the_same_global_batch(tmp_path):
@@ -135,7 +128,8 @@ def test_two_process_ddp_equals_one_process_on_the_same_global_batch(tmp_path):
     torch.set_num_threads(1)
     single = Trainer(load_config(None, overrides), tmp_path / "single", log=lambda _m: None)
     single.fit()
-    mp.spawn(_ddp_worker, args=(2, _free_port(), str(tmp_path / "ddp"), overrides), nprocs=2, join=True)
+    (tmp_path / "recipe.yaml").write_text("{}\n")  # defaults; the rest comes from --set
+    run_processes(_ddp_worker, 2, str(tmp_path / "recipe.yaml"), str(tmp_path / "ddp"), overrides)
     ddp = load_checkpoint(tmp_path / "ddp")
     assert ddp["step"] == 5
     ref = single.backbone.state_dict()

@@ -47,7 +47,9 @@ def run(args: argparse.Namespace) -> int:
 
     config = load_config(recipe_path(args.config), args.overrides)
     D.init_from_env("auto")
-    return train_and_report(config, args.out or Path("runs") / args.config.stem, args.resume)
+    status = train_and_report(config, args.out or Path("runs") / args.config.stem, args.resume)
+    D.shutdown()  # the trainer (and its DDP reducer) is gone: the group's last reference goes without the GIL
+    return status
 
 
 def train_and_report(config: dict, out: Path, resume: bool, banner: str | None = None) -> int:

@@ -7,6 +7,7 @@ statistics of the global batch, as a single process would.
 
 from __future__ import annotations
 
+import gc
 import os
 
 import torch
@@ -14,7 +15,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.distributed import nn as dist_nn
 
-__all__ = ["CrossRankBatchNorm", "convert_batchnorm", "init_from_env", "is_distributed", "rank", "world_size"]
+__all__ = ["CrossRankBatchNorm", "convert_batchnorm", "init_from_env", "is_distributed", "rank", "shutdown", "world_size"]
 
 
 def is_distributed() -> bool:
@@ -40,6 +41,20 @@ def init_from_env(backend: str = "auto") -> bool:
         backend = "nccl" if torch.cuda.is_available() else "gloo"
     dist.init_process_group(backend=backend)
     return True
+
+
+def shutdown() -> None:
+    """Leave the process group at the end of a job (nothing to do in a single process).
+
+    Call it after the last model under DDP is gone. ProcessGroupGloo's destructor joins its worker threads; run from
+    the deallocation of a DDP reducer it holds the GIL, which a worker dropping the last collective's tensors needs,
+    and the process hangs (pytorch#56297). Destroyed here, the group's own handle drops the last reference, without
+    the GIL. The garbage collector runs first so that no model caught in a reference cycle outlives the group.
+    """
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    gc.collect()
+    dist.destroy_process_group()
 
 
 class CrossRankBatchNorm(nn.modules.batchnorm._BatchNorm):
