@@ -15,7 +15,15 @@ import torch.distributed as dist
 from torch import nn
 from torch.distributed import nn as dist_nn
 
-__all__ = ["CrossRankBatchNorm", "convert_batchnorm", "init_from_env", "is_distributed", "rank", "shutdown", "world_size"]
+__all__ = [
+    "CrossRankBatchNorm",
+    "convert_batchnorm",
+    "init_from_env",
+    "is_distributed",
+    "rank",
+    "shutdown",
+    "world_size",
+]
 
 
 def is_distributed() -> bool:
