@@ -13,7 +13,7 @@ import pytest
 
 from veriloss.bench import collect, load_scores, load_suite, plan_runs, run_all, run_state, suite_variants
 from veriloss.bench.report import write_report
-from veriloss.bench.runner import Variant
+from veriloss.bench.runner import Variant, _same_config
 from veriloss.metrics import eer, tar_at_far
 
 from .tiny import write_tiny_suite
@@ -182,6 +182,17 @@ def test_a_folder_with_another_config_is_refused(bench):
         run_state(spec)
     with pytest.raises(ValueError, match="different config"):
         run_all([spec], jobs=1, threads=1, far=FARS, echo=lambda _m: None)
+
+
+def test_the_data_root_compares_as_the_folder_it_names(tmp_path, monkeypatch):
+    (tmp_path / "data" / "omniglot").mkdir(parents=True)
+    (tmp_path / "project").mkdir()
+    monkeypatch.chdir(tmp_path / "project")
+    config = {"data": {"name": "omniglot", "root": "../data/omniglot"}, "seed": 1}
+    absolute = {"data": {"name": "omniglot", "root": str(tmp_path / "data" / "omniglot")}, "seed": 1}
+    assert _same_config(config, absolute) and config["data"]["root"] == "../data/omniglot"  # inputs untouched
+    assert not _same_config(config, {**absolute, "seed": 2})
+    assert not _same_config(config, {"data": {"name": "omniglot", "root": "../data/other"}, "seed": 1})
 
 
 def test_bad_arguments():

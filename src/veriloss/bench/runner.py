@@ -13,7 +13,8 @@ Restart rules (a run's state is read from its folder, never from memory):
 * *new*: started from scratch (a stale ``history.jsonl`` of a run killed before its first checkpoint is removed).
 
 A folder whose recorded config differs from the planned one raises ``ValueError`` (naming the differing keys) rather
-than mixing results of two configs; choose another ``--out`` or delete the folder.
+than mixing results of two configs; choose another ``--out`` or delete the folder. A relative ``data.root`` is the
+folder it names from the current directory.
 
 Parallelism: ``jobs`` trainings run at once, each in its own process (``spawn``) with ``torch.set_num_threads(
 threads)``; its stdout/stderr go to its ``train.log``. With ``jobs = 1`` runs execute in this process (no start-up
@@ -146,6 +147,17 @@ def _canonical(config: dict) -> dict:
     return json.loads(json.dumps(config))
 
 
+def _same_config(a: dict, b: dict) -> bool:
+    """Equal as JSON, the data root compared as the folder it names (``../shared/data/x`` and its absolute
+    spelling are one dataset)."""
+    a, b = _canonical(a), _canonical(b)
+    for config in (a, b):
+        data = config.get("data")
+        if isinstance(data, dict) and isinstance(data.get("root"), str):
+            data["root"] = os.path.realpath(data["root"])
+    return a == b
+
+
 def _flat(d: object, prefix: str = "") -> dict[str, object]:
     if isinstance(d, dict) and d:
         out: dict[str, object] = {}
@@ -202,7 +214,7 @@ def run_state(spec: RunSpec) -> str:
     from ..train.checkpoint import CHECKPOINT_NAME
 
     recorded = _recorded_config(spec.dir)
-    if recorded is not None and _canonical(recorded) != _canonical(spec.config):
+    if recorded is not None and not _same_config(recorded, spec.config):
         raise ValueError(
             f"{spec.dir} holds a run of a different config ({_difference(recorded, spec.config)}); "
             "use another --out or delete that folder"
