@@ -149,6 +149,8 @@ def suite_variants(suite: Suite, overrides: Sequence[str] = (), losses: Sequence
                 config = apply_override(config, assignment)
         except ValueError as err:
             raise ValueError(f"suite {suite.name!r}, entry {entry.name!r}: {err}") from None
-        columns = {"loss": str(config["loss"]["name"]), "parameters": _describe(config["loss"], config["sampler"])}
+        loss = str(config["loss"]["name"])
+        label = loss if entry.name == loss else f"{entry.name} ({loss})"  # two entries may share a loss
+        columns = {"loss": label, "parameters": _describe(config["loss"], config["sampler"])}
         out.append(make_variant(entry.name, config, columns))
     return out
