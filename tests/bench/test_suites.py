@@ -55,7 +55,7 @@ def test_omniglot_suite_is_the_omniglot_recipe_with_only_the_loss_changed():
 
 def test_speaker_suite_is_the_speechocean_recipes():
     variants = suite_variants(load_suite("speaker"))
-    assert [v.name for v in variants] == ["arcface", "cosface", "qmargin", "a3m-i"]
+    assert [v.name for v in variants] == ["arcface", "cosface", "qmargin", "a3m-i", "alpha"]
     for v in variants:
         assert v.config == _json(load_config(recipe_path(f"speechocean_{v.name}"))), v.name
 
