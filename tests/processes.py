@@ -11,6 +11,8 @@ import time
 import torch
 import torch.multiprocessing as mp
 
+from veriloss.train import distributed as D
+
 # imported once by the fork server instead of by each worker (seconds per process on a busy machine); the lazy
 # imports of the optimizers' first step (torch._dynamo) and of broadcast_shapes (sympy) included
 _PRELOAD = [
@@ -32,8 +34,6 @@ def _rank_main(rank: int, fn, world: int, port: int, args: tuple) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world))
     torch.set_num_threads(1)
     fn(rank, world, *args)  # joins the group itself (some bodies build things before it); its locals die here
-    from veriloss.train import distributed as D
-
     D.shutdown()
 
 
