@@ -13,8 +13,9 @@ import pytest
 
 from veriloss.bench import collect, load_scores, load_suite, plan_runs, run_all, run_state, suite_variants
 from veriloss.bench.report import write_report
-from veriloss.bench.runner import Variant, _same_config
+from veriloss.bench.runner import Variant
 from veriloss.metrics import eer, tar_at_far
+from veriloss.train.resume import config_changes
 
 from .tiny import write_tiny_suite
 
@@ -190,9 +191,10 @@ def test_the_data_root_compares_as_the_folder_it_names(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path / "project")
     config = {"data": {"name": "omniglot", "root": "../data/omniglot"}, "seed": 1}
     absolute = {"data": {"name": "omniglot", "root": str(tmp_path / "data" / "omniglot")}, "seed": 1}
-    assert _same_config(config, absolute) and config["data"]["root"] == "../data/omniglot"  # inputs untouched
-    assert not _same_config(config, {**absolute, "seed": 2})
-    assert not _same_config(config, {"data": {"name": "omniglot", "root": "../data/other"}, "seed": 1})
+    assert config_changes(config, absolute) == {} and config["data"]["root"] == "../data/omniglot"  # inputs untouched
+    assert config_changes(config, {**absolute, "seed": 2}) == {"seed": (1, 2)}
+    other = {"data": {"name": "omniglot", "root": "../data/other"}, "seed": 1}
+    assert config_changes(config, other) == {"data.root": ("../data/omniglot", "../data/other")}
 
 
 def test_bad_arguments():

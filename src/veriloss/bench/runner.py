@@ -41,7 +41,8 @@ from pathlib import Path
 
 import yaml
 
-from ..report._atomic import write_text
+from .._io import write_text
+from ..train.resume import config_changes, describe_changes
 from .scores import SCORES_NAME, compute_scores, save_scores
 
 __all__ = [
@@ -147,33 +148,6 @@ def _canonical(config: dict) -> dict:
     return json.loads(json.dumps(config))
 
 
-def _same_config(a: dict, b: dict) -> bool:
-    """Equal as JSON, the data root compared as the folder it names (``../shared/data/x`` and its absolute
-    spelling are one dataset)."""
-    a, b = _canonical(a), _canonical(b)
-    for config in (a, b):
-        data = config.get("data")
-        if isinstance(data, dict) and isinstance(data.get("root"), str):
-            data["root"] = os.path.realpath(data["root"])
-    return a == b
-
-
-def _flat(d: object, prefix: str = "") -> dict[str, object]:
-    if isinstance(d, dict) and d:
-        out: dict[str, object] = {}
-        for k, v in d.items():
-            out.update(_flat(v, f"{prefix}.{k}" if prefix else str(k)))
-        return out
-    return {prefix: d}
-
-
-def _difference(a: dict, b: dict) -> str:
-    fa, fb = _flat(a), _flat(b)
-    keys = sorted(k for k in set(fa) | set(fb) if fa.get(k, "<absent>") != fb.get(k, "<absent>"))
-    shown = ", ".join(f"{k}: {fa.get(k, '<absent>')!r} there, {fb.get(k, '<absent>')!r} now" for k in keys[:4])
-    return shown + (f" (and {len(keys) - 4} more)" if len(keys) > 4 else "")
-
-
 def read_finished(run_dir: str | os.PathLike) -> dict | None:
     """The ``metrics.json`` document of a finished run (complete: a system record with EER and TAR@FAR), or None."""
     path = Path(run_dir) / "metrics.json"
@@ -214,9 +188,10 @@ def run_state(spec: RunSpec) -> str:
     from ..train.checkpoint import CHECKPOINT_NAME
 
     recorded = _recorded_config(spec.dir)
-    if recorded is not None and not _same_config(recorded, spec.config):
+    changes = config_changes(recorded, spec.config) if recorded is not None else {}
+    if changes:
         raise ValueError(
-            f"{spec.dir} holds a run of a different config ({_difference(recorded, spec.config)}); "
+            f"{spec.dir} holds a run of a different config ({describe_changes(changes)}); "
             "use another --out or delete that folder"
         )
     if read_finished(spec.dir) is not None:

@@ -9,6 +9,7 @@ data-parallel step equals a single-process step on the global batch.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import signal
@@ -25,11 +26,11 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
 
 from .. import heads, models, pairwise
+from .._io import OutputLock, output_dir, write_text
 from ..data import PKSampler, build_dataset
 from ..heads import sharded
 from ..heads.alpha import A3MIHead
 from ..protocols import all_pairs
-from ..report._atomic import write_text
 from ..report.curves import plot_training_curves
 from ..report.histograms import score_histograms
 from ..report.plots import det_plot, roc_plot
@@ -37,6 +38,7 @@ from ..report.tables import DEFAULT_FARS, system_metrics, write_metrics
 from . import distributed as D
 from .callbacks import MarginWarmup
 from .checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
+from .resume import describe_changes, unsafe_changes
 from .sparse_optim import LazySGD
 
 __all__ = ["Trainer", "build_loss", "embed", "main_head"]
@@ -280,12 +282,21 @@ class Trainer:
     """
 
     def __init__(
-        self, config: dict, out_dir: str | Path, resume: bool = False, log: Callable[[str], None] | None = None
+        self,
+        config: dict,
+        out_dir: str | Path,
+        resume: bool = False,
+        log: Callable[[str], None] | None = None,
+        force: bool = False,
     ):
         self.config = config
         self.out = Path(out_dir)
         log = log or (lambda msg: print(msg, file=sys.stderr))  # stdout is for results (the metrics table)
         self.log = log if D.rank() == 0 else (lambda _msg: None)
+        if D.rank() == 0:
+            output_dir(self.out)  # a file, an unwritable or read-only folder fails now, not after training
+        self.config_changes: list[dict] = []
+        stored = self._stored_state(force) if resume else None
         self.device = _resolve_device(str(config.get("device", "auto")))
         self.amp_dtype = _amp_dtype(str(config.get("amp", "auto")), self.device)
         self.seed = int(config["seed"])
@@ -345,8 +356,10 @@ class Trainer:
         self.history: list[dict] = []
         self.finished = False
         self._interrupted = False
-        if resume:
-            self._resume()
+        self._rewrite_history = False
+        self._check_test_split()
+        if stored is not None:
+            self._resume(stored)
 
     # --- setup -------------------------------------------------------------------------------------------------
     def _optimizer(self, cfg: dict) -> torch.optim.Optimizer:
@@ -413,10 +426,14 @@ class Trainer:
         r, w = D.rank(), D.world_size()
         local = self.batch_size // w
         mine = [b[r * local : (r + 1) * local] for b in batches]
+        # the loader's own generator (workers' base seed) is a function of (seed, epoch): building the iterator
+        # draws nothing from the global RNG, whose state the checkpoint carries for dropout and random margins
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch + 500_009)
         return DataLoader(
             _SeededView(self.train_set, self.seed, epoch),
             batch_sampler=mine,
             num_workers=int(self.config.get("num_workers") or 0),
+            generator=generator,
         )
 
     # --- state -------------------------------------------------------------------------------------------------
@@ -437,7 +454,9 @@ class Trainer:
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
             "rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
             "history": self.history,
+            "config_changes": self.config_changes,
             "num_classes": self.train_set.num_classes,
         }
 
@@ -461,26 +480,77 @@ class Trainer:
             return "float32"
         return f"{str(self.amp_dtype).removeprefix('torch.')} autocast"
 
-    def _resume(self) -> None:
+    def _stored_state(self, force: bool) -> dict | None:
+        """The checkpoint to resume from (None: there is none), after comparing its config with this one: a change
+        to a key outside :data:`~veriloss.train.resume.SAFE_TO_CHANGE` is refused, or with ``force`` recorded."""
         path = self.out / CHECKPOINT_NAME
         if not path.exists():
             self.log(f"no checkpoint in {self.out}; starting from scratch")
-            return
-        state = load_checkpoint(path, map_location=self.device)
-        self.backbone.load_state_dict(state["backbone"])
-        loss_state, optim_state = sharded.local_state_dicts(
-            self.loss, self.optimizer, state["loss"], state["optimizer"]
-        )
-        self.loss.load_state_dict(loss_state)
-        self.optimizer.load_state_dict(optim_state)
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.scaler.load_state_dict(state["scaler"])
-        torch.set_rng_state(state["rng"])
+            return None
+        state = load_checkpoint(path, map_location="cpu")
+        changes = unsafe_changes(state["config"], self.config)
+        self.config_changes = list(state.get("config_changes", []))
+        if changes and not force:
+            raise ValueError(
+                f"--resume: {path} was trained with another config ({describe_changes(changes, then='stored')}); "
+                "resuming would mix two runs. Use the stored config, another --out, or --force to continue anyway"
+            )
+        if changes:
+            every = describe_changes(changes, limit=len(changes), then="stored")
+            self.log(f"warning: --force: resuming with a changed config ({every}); the run records it")
+            self.config_changes.append(
+                {"step": state["step"], "changed": {k: {"stored": a, "now": b} for k, (a, b) in changes.items()}}
+            )
+        return state
+
+    def _resume(self, state: dict) -> None:
+        """Restore the trainer from a checked checkpoint (see :meth:`_stored_state`)."""
+        path = self.out / CHECKPOINT_NAME
+        if state["num_classes"] != self.train_set.num_classes:
+            raise ValueError(
+                f"--resume: {path} was trained on {state['num_classes']} identities, the training set now has "
+                f"{self.train_set.num_classes}; use the data it was trained on or another --out"
+            )
+        try:
+            self.backbone.load_state_dict(state["backbone"])
+            loss_state, optim_state = sharded.local_state_dicts(
+                self.loss, self.optimizer, state["loss"], state["optimizer"]
+            )
+            self.loss.load_state_dict(loss_state)
+            self.optimizer.load_state_dict(optim_state)
+            self.scheduler.load_state_dict(state["scheduler"])
+            self.scaler.load_state_dict(state["scaler"])
+            torch.set_rng_state(state["rng"])
+            if state.get("cuda_rng") and self.device.type == "cuda":
+                torch.cuda.set_rng_state_all(state["cuda_rng"])
+        except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as err:
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise ValueError(
+                f"--resume: {path} does not fit the configured model, loss or optimizer ({first}); "
+                "resume with the config it was trained with, or use another --out"
+            ) from None
         self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
         self.history, self.finished = state["history"], state["finished"]
-        if D.rank() == 0:  # rows logged after the checkpoint were lost with the interruption: replay starts clean
-            write_text(self.out / "history.jsonl", "".join(json.dumps(row) + "\n" for row in self.history))
+        self._rewrite_history = True  # rows logged after the checkpoint were lost with the interruption
         self.log(f"resumed from {path} at step {self.step} (epoch {self.epoch}, batch {self.batch_in_epoch})")
+
+    def _check_test_split(self) -> None:
+        """Fail before training when the evaluations could not run: the test split (and the validation subset of
+        its first ``validate.max_samples`` samples) needs an identity with two samples and two identities."""
+        labels = self.test_set.labels
+        n_val = self.config["validate"].get("max_samples")
+        checks = [(labels, "the test split", "data")]
+        if self.config["validate"].get("every_epochs") and n_val:
+            checks.append((labels[: int(n_val)], f"the validation subset (first validate.max_samples={n_val})",
+                           "validate.max_samples"))  # fmt: skip
+        for subset, what, fix in checks:
+            counts = torch.bincount(subset) if len(subset) else torch.zeros(0, dtype=torch.long)
+            if int((counts >= 2).sum()) == 0 or int((counts >= 1).sum()) < 2:
+                raise ValueError(
+                    f"{what} has {len(subset)} samples of {int((counts >= 1).sum())} identities, "
+                    f"{int((counts >= 2).sum())} of them with two or more samples: all-pairs verification needs "
+                    f"genuine pairs (an identity with ≥ 2 samples) and impostor pairs (≥ 2 identities); check {fix}"
+                )
 
     # --- the loop ----------------------------------------------------------------------------------------------
     def _reinitialize(self) -> None:
@@ -526,11 +596,29 @@ class Trainer:
         self._interrupted = True
 
     def fit(self) -> dict:
-        """Train to the end (or until Ctrl-C: then checkpoint and return with ``status`` "interrupted")."""
+        """Train to the end (or until Ctrl-C: then checkpoint and return with ``status`` "interrupted").
+
+        The output folder is held for the whole call (:class:`veriloss._io.OutputLock`): a second process training
+        or evaluating into it is refused. A sample that cannot be read stops the run with a checkpoint of the last
+        finished step. Ctrl-C during an evaluation stops it too (the checkpoint of that step is already written).
+        """
+        lock = OutputLock(self.out, "training folder") if D.rank() == 0 else None
+        if lock is not None:
+            lock.acquire()
+        try:
+            return self._fit()
+        finally:
+            if lock is not None:
+                lock.release()
+
+    def _fit(self) -> dict:
+        if self._rewrite_history and D.rank() == 0:  # replay after a resume starts from the checkpoint's rows
+            write_text(self.out / "history.jsonl", "".join(json.dumps(row) + "\n" for row in self.history))
+            self._rewrite_history = False
         if self.finished:
             self.log(f"{self.out} holds a finished run; nothing to do")
-            return self._final_metrics(load_only=True)
-        self.out.mkdir(parents=True, exist_ok=True)
+            with _sigint_raises():
+                return self._final_metrics(load_only=True)
         self.log(f"device {self.device}, {self.precision}, {torch.get_num_threads()} thread(s)")
         previous = signal.signal(signal.SIGINT, self._on_sigint) if _main_thread() else None
         writer = self._writer()
@@ -539,10 +627,17 @@ class Trainer:
         running: dict[str, float] = {}
         count = 0
         t0 = time.perf_counter()
+        saved_at = None
+
+        def save() -> None:
+            nonlocal saved_at
+            self.save()
+            saved_at = self.step
+
         try:
             while self.step < self.total_steps:
                 batches = self._epoch_batches(self.epoch)
-                for x, y in self._loader(batches[self.batch_in_epoch :], self.epoch):
+                for x, y in self._batches(batches[self.batch_in_epoch :], self.epoch, save):
                     if self.reinit_step is not None and self.step == self.reinit_step:
                         self._reinitialize()
                     self.margin_warmup(self.step)
@@ -559,22 +654,32 @@ class Trainer:
                         self._log_row(running, count, writer, time.perf_counter() - t0)
                         running, count = {}, 0
                     if self.step % int(cfg["checkpoint"]["every_steps"]) == 0:
-                        self.save()
+                        save()
                     if self._interrupted or self.step >= self.total_steps:
                         break
                 if self._interrupted:
-                    self.save()
-                    self.log(f"interrupted: checkpoint written at step {self.step}; continue with --resume")
-                    return {"status": "interrupted", "step": self.step}
+                    return self._stop(save)
                 if self.batch_in_epoch >= len(batches):
                     self.epoch += 1
                     self.batch_in_epoch = 0
                     every = cfg["validate"].get("every_epochs")
                     if every and self.epoch % int(every) == 0 and self.step < self.total_steps:
-                        self._validate(writer)
-                    self.save()
-            self.finished = True
-            metrics = self._final_metrics()
+                        try:
+                            with _sigint_raises():
+                                self._validate(writer)
+                        except KeyboardInterrupt:
+                            return self._stop(save)
+                    save()
+            if saved_at != self.step:
+                save()  # the last step is on disk before the final evaluation, which Ctrl-C may stop
+            try:
+                with _sigint_raises():
+                    self.finished = True
+                    metrics = self._final_metrics()
+            except KeyboardInterrupt:
+                self.finished = False
+                self.log(f"interrupted during the final evaluation; step {self.step} is saved: --resume evaluates")
+                return {"status": "interrupted", "step": self.step}
             self.save()
             return metrics
         finally:
@@ -584,6 +689,34 @@ class Trainer:
                 writer.close()
             if previous is not None:
                 signal.signal(signal.SIGINT, previous)
+
+    def _stop(self, save: Callable[[], None]) -> dict:
+        save()
+        self.log(f"interrupted: checkpoint written at step {self.step}; continue with --resume")
+        return {"status": "interrupted", "step": self.step}
+
+    def _batches(self, batches: list[list[int]], epoch: int, save: Callable[[], None]):
+        """The loader's batches; a failure to read one (a corrupt sample) writes a checkpoint first, so the run
+        resumes from the last finished step once the data is mended."""
+        it = iter(self._loader(batches, epoch))
+        while True:
+            try:
+                batch = next(it)
+            except StopIteration:
+                return
+            except Exception as err:
+                save()
+                if isinstance(err, ValueError):
+                    text = str(err).strip().splitlines()
+                    reason = text[-1] if text else type(err).__name__
+                    raise ValueError(
+                        f"reading the training batch after step {self.step} failed: {reason}. A checkpoint of step "
+                        f"{self.step} is written: mend or remove the sample (or set data.skip_corrupt: true where "
+                        "the dataset has it), then --resume"
+                    ) from None
+                self.log(f"reading a training batch failed; checkpoint written at step {self.step}")
+                raise
+            yield batch
 
     # --- logging and evaluation ----------------------------------------------------------------------------------
     def _writer(self):
@@ -660,7 +793,10 @@ class Trainer:
         name = self.config["loss"]["name"]
         record = system_metrics(name, result.genuine, result.impostor, far, extra=extra)
         title = f"{name} on {self.config['data']['name']}: all pairs of {result.n_embeddings:,} test embeddings"
-        write_metrics(self.out, [record], title=title, meta={"config": self.config})
+        meta = {"config": self.config}
+        if self.config_changes:  # --resume --force with another config: the run is a hybrid, and says so
+            meta["config_changes"] = self.config_changes
+        write_metrics(self.out, [record], title=title, meta=meta)
         systems = {name: (result.genuine, result.impostor)}
         roc_plot(systems, self.out / "roc.png", far=far, title=title)
         det_plot(systems, self.out / "det.png", far=far, title=title)
@@ -695,6 +831,19 @@ def _clip_grad_norm(parameters, max_norm: float, sharded_params: Sequence[torch.
         for g in grads:
             g.mul_(max_norm / (norm + 1e-6))
     return norm
+
+
+@contextlib.contextmanager
+def _sigint_raises():
+    """Ctrl-C raises ``KeyboardInterrupt`` inside the block (evaluations stop at once), whatever handler is set."""
+    if not _main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _main_thread() -> bool:
