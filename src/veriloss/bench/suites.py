@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..train.config import DEFAULTS, _parse, apply_override, load_config, merge
+from ..train.config import DEFAULTS, apply_override, load_config, merge, read_yaml
 from .runner import Variant, make_variant
 
 __all__ = ["SUITES_DIR", "Suite", "SuiteEntry", "available_suites", "load_suite", "suite_path", "suite_variants"]
@@ -86,10 +86,7 @@ def load_suite(name: str | os.PathLike) -> Suite:
     """Read and check a suite file (a packaged name or a path); ``ValueError`` names the file and the problem."""
     path = suite_path(name)
     where = f"suite {str(path)!r}"
-    try:
-        doc = _parse(path.read_text())
-    except Exception as err:  # yaml.YAMLError and decoding errors
-        raise ValueError(f"{where} is not valid YAML: {err}") from None
+    doc, _ = read_yaml(path)  # UTF-8 (with or without a BOM); errors name the file
     if not isinstance(doc, dict) or set(doc) - {"base", "entries"} or "entries" not in doc:
         raise ValueError(f"{where} must be a mapping with 'base' and 'entries' (and nothing else)")
     entries_doc = doc["entries"]

@@ -28,6 +28,9 @@ SAFE_TO_CHANGE = (
 
 _ABSENT = "<absent>"
 
+#: keys that configs no longer have, with the value that meant "off": runs stored with it compare as unchanged
+RETIRED = {"skip_bad_batches": False}
+
 
 def flatten(config: object, prefix: str = "") -> dict[str, object]:
     """``{"a": {"b": 1}}`` → ``{"a.b": 1}`` (JSON values: tuples become lists); an empty mapping stays a leaf."""
@@ -49,6 +52,10 @@ def config_changes(old: dict, new: dict) -> dict[str, tuple[object, object]]:
     """Every dotted key whose value differs, as ``key: (old, new)`` (``"<absent>"`` for a missing key). A relative
     ``data.root`` and its absolute spelling are the same folder."""
     fa, fb = flatten(old), flatten(new)
+    for key, off in RETIRED.items():
+        for flat in (fa, fb):
+            if key in flat and flat[key] == off:
+                del flat[key]
     keys = sorted(set(fa) | set(fb))
     return {
         k: (fa.get(k, _ABSENT), fb.get(k, _ABSENT))
