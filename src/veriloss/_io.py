@@ -7,6 +7,7 @@
 * :class:`OutputLock`: an output folder is owned by one process at a time. The lock is ``fcntl.flock`` on
   ``<folder>/.veriloss.lock``, which also holds the owner's pid, host and command for the message a second writer
   gets; the kernel releases it when its owner exits or dies, so a stale lock of a dead process is simply taken over.
+  The owner removes the file when done.
 """
 
 from __future__ import annotations
@@ -83,6 +84,8 @@ def output_file(path: str | os.PathLike, option: str = "--out") -> Path:
 class OutputLock:
     """Hold ``folder`` for this process (a context manager); a second holder gets a ``ValueError`` naming the owner.
 
+    ``name``: the lock file, for outputs that share a folder (``veriloss embed``'s files of one name).
+
     >>> import tempfile
     >>> with tempfile.TemporaryDirectory() as d, OutputLock(d):
     ...     OutputLock(d).acquire()
@@ -91,9 +94,9 @@ class OutputLock:
     ValueError: ... is in use by another veriloss process (pid ...); wait for it to end or choose another output
     """
 
-    def __init__(self, folder: str | os.PathLike, what: str = "output folder"):
+    def __init__(self, folder: str | os.PathLike, what: str = "output folder", name: str = LOCK_NAME):
         self.folder = Path(folder)
-        self.path = self.folder / LOCK_NAME
+        self.path = self.folder / name
         self.what = what
         self._fd: int | None = None
 
@@ -101,20 +104,28 @@ class OutputLock:
         import fcntl
 
         self.folder.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            owner = os.read(fd, 4096).decode("utf-8", "replace").strip() or "unknown"
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                owner = os.read(fd, 4096).decode("utf-8", "replace").strip() or "unknown"
+                os.close(fd)
+                pid = owner.split()[0] if owner.split() else "?"
+                raise ValueError(
+                    f"{self.what} {str(self.folder)!r} is in use by another veriloss process (pid {pid}); "
+                    f"wait for it to end or choose another output [lock: {self.path}: {owner}]"
+                ) from None
+            except BaseException:
+                os.close(fd)
+                raise
+            try:  # the owner before us may have removed the file between our open and our lock: lock the new one
+                same = os.stat(self.path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
             os.close(fd)
-            pid = owner.split()[0] if owner.split() else "?"
-            raise ValueError(
-                f"{self.what} {str(self.folder)!r} is in use by another veriloss process (pid {pid}); "
-                f"wait for it to end or choose another output [lock: {self.path}: {owner}]"
-            ) from None
-        except BaseException:
-            os.close(fd)
-            raise
         stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
         command = " ".join(os.path.basename(a) if i == 0 else a for i, a in enumerate(sys.argv))
         os.ftruncate(fd, 0)
@@ -123,9 +134,13 @@ class OutputLock:
         return self
 
     def release(self) -> None:
+        """Remove the lock file (still holding the lock, so no one can take a file on its way out), then unlock."""
         if self._fd is not None:
-            os.close(self._fd)  # closing the descriptor releases the flock
-            self._fd = None
+            try:
+                self.path.unlink(missing_ok=True)
+            finally:
+                os.close(self._fd)  # closing the descriptor releases the flock
+                self._fd = None
 
     @property
     def held(self) -> bool:

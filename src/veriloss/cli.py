@@ -22,6 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. Expected failures end in one line ``veriloss CMD: error: ...`` and exit status 2 (bad
+    input, unreadable or unwritable files, a missing optional package); Ctrl-C in 130."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -30,11 +32,34 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.run(args) or 0)
     except ValueError as err:  # bad input: a clear message, not a traceback
-        print(f"veriloss {args.command}: error: {err}", file=sys.stderr)
-        return 2
+        return _fail(args.command, _one_line(err))
     except BrokenPipeError:  # output piped into `head` and the like
         sys.stderr.close()
         return 0
+    except OSError as err:  # a file or folder the command reads or writes
+        where = f"{err.filename}: " if err.filename else ""
+        return _fail(args.command, f"{where}{err.strerror or _one_line(err)}")
+    except ImportError as err:  # an optional dependency that is not installed
+        return _fail(args.command, _one_line(err))
+    except KeyboardInterrupt:
+        print(f"veriloss {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+def _one_line(err: BaseException) -> str:
+    """The message of ``err`` on one line (a DataLoader worker's error carries the worker's traceback: keep its
+    last line, the error itself)."""
+    lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
+    if not lines:
+        return type(err).__name__
+    if len(lines) > 1 and "Traceback" in str(err):
+        return lines[-1]
+    return "; ".join(line.rstrip(";") for line in lines)
+
+
+def _fail(command: str, message: str) -> int:
+    print(f"veriloss {command}: error: {message}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -109,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
 def _bench(
     args: argparse.Namespace, variants: list, title: str, base: str, default_out: Path, skipped: list = ()
 ) -> int:
+    from .._io import OutputLock, output_dir
     from ..bench import REPORT_FARS, available_cores, collect, default_jobs, plan_runs, run_all, run_state
     from ..bench.report import write_report
 
@@ -126,13 +127,14 @@ def _bench(
             print(f"{spec.variant}\tseed {spec.seed}\t{run_state(spec)}\t{spec.dir}")
         print(f"{len(specs)} runs; {jobs} job(s) × {threads} thread(s) on {cores} cores", file=sys.stderr)
         return 0
-    status = run_all(specs, jobs, threads, REPORT_FARS)
-    meta = {"title": title, "command": _command(args), "base": base, "overrides": list(args.overrides)}
-    meta.update(seeds=args.seeds, first_seed=args.first_seed, jobs=jobs, threads=threads, cores=cores)
-    if skipped:
-        meta["skipped"] = [f"{name}: {reason}" for name, reason in skipped]
-    doc = collect(variants, specs, REPORT_FARS, meta)
-    write_report(out, doc, specs)
+    with OutputLock(output_dir(out), "bench folder"):  # a second bench on this folder is refused
+        status = run_all(specs, jobs, threads, REPORT_FARS)
+        meta = {"title": title, "command": _command(args), "base": base, "overrides": list(args.overrides)}
+        meta.update(seeds=args.seeds, first_seed=args.first_seed, jobs=jobs, threads=threads, cores=cores)
+        if skipped:
+            meta["skipped"] = [f"{name}: {reason}" for name, reason in skipped]
+        doc = collect(variants, specs, REPORT_FARS, meta)
+        write_report(out, doc, specs)
     md = (out / "report.md").read_text()
     print(md.split("\n## Impostor pairs")[0].rstrip())  # the verification table; the rest is in the files
     print(f"report: {out}/ (report.md, report.json, det.png)", file=sys.stderr)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .train import recipe_path, train_and_report
+from .train import add_resume_arguments, recipe_path, train_and_report
 
 #: a run of seconds for smoke tests and CI (same pipeline, tiny sizes)
 QUICK = (
@@ -32,7 +32,7 @@ def add_parser(sub) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a value of configs/demo.yaml (repeatable)")  # fmt: skip
     p.add_argument("--quick", action="store_true", help="tiny sizes: the same pipeline in seconds")
-    p.add_argument("--resume", action="store_true", help="continue an interrupted demo in --out")
+    add_resume_arguments(p)
     p.set_defaults(run=run)
 
 
@@ -45,4 +45,6 @@ def run(args: argparse.Namespace) -> int:
         f"veriloss demo: {config['loss']['name']} on {data.get('train_identities')} synthetic identities, all-pairs "
         f"test on {data.get('test_identities')} unseen ones"
     )
-    return train_and_report(config, args.out, args.resume, banner)
+    if args.force and not args.resume:
+        raise ValueError("--force applies to --resume only")
+    return train_and_report(config, args.out, args.resume, banner, force=args.force)

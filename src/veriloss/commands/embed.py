@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .._io import atomic_write, write_text
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("embed", help="compute embeddings of a dataset with a trained checkpoint")
@@ -71,42 +73,52 @@ def chunking(args: argparse.Namespace, data: dict) -> tuple[float | None, float 
 
 
 def run(args: argparse.Namespace) -> int:
+    from .._io import OutputLock, output_file
     from ..data import ImageFolder, build_dataset
     from ..data.audio import from_folder, set_embedding_chunks
     from ..models.speaker import WaveformBackbone
-    from ..report._atomic import write_text
     from ..train import embed
 
-    backbone, config = load_backbone(args.checkpoint)
-    audio = isinstance(backbone, WaveformBackbone)
-    if not audio and (args.chunk_seconds is not None or args.chunk_hop is not None or args.whole_utterances):
-        raise ValueError("--chunk-seconds, --chunk-hop and --whole-utterances apply to speaker models only")
-    keys = None
-    if args.data in ("train", "test"):
-        # no augmentation; speaker models: whole utterances instead of random training crops
-        dataset = build_dataset(
-            {**config["data"], "augment": False, **({"crop_seconds": None} if audio else {})}, args.data
-        )
-    else:
-        root = Path(args.data)
-        if not root.is_dir():
-            kind = "audio" if audio else "image"
-            raise ValueError(f"--data: {args.data!r} is neither 'train'/'test' nor an existing {kind} folder")
-        if audio:
-            dataset = from_folder(root, sample_rate=backbone.sample_rate, crop_seconds=None)
-        else:
-            dataset = ImageFolder(root, backbone.input_size, grayscale=backbone.in_channels == 1)
-            keys = [p.relative_to(root).as_posix() for p in dataset.paths]
-    if audio:
-        set_embedding_chunks(dataset, *chunking(args, config["data"]))
-        keys = getattr(dataset, "utterances", None)
-    emb = embed(backbone, dataset, batch_size=args.batch_size).numpy().astype(np.float32)
+    if isinstance(args.batch_size, bool) or args.batch_size < 1:
+        raise ValueError(f"--batch-size must be an integer ≥ 1, got {args.batch_size}")
     out = args.out if args.out.suffix == ".npy" else args.out.with_suffix(".npy")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    _save_npy(out, emb)
-    _save_npy(out.with_name(out.stem + ".labels.npy"), dataset.labels.numpy().astype(np.int64))
-    if keys is not None:
-        write_text(out.with_name(out.stem + ".keys.txt"), "\n".join(keys) + "\n")
+    output_file(out)  # before the model and data are loaded
+    outputs = {
+        "embeddings": out,
+        "labels": out.with_name(out.stem + ".labels.npy"),
+        "keys": out.with_name(out.stem + ".keys.txt"),
+    }
+    with OutputLock(out.parent, f"embedding output {out.stem!r} in", name=f".{out.stem}.veriloss.lock"):
+        backbone, config = load_backbone(args.checkpoint)
+        audio = isinstance(backbone, WaveformBackbone)
+        if not audio and (args.chunk_seconds is not None or args.chunk_hop is not None or args.whole_utterances):
+            raise ValueError("--chunk-seconds, --chunk-hop and --whole-utterances apply to speaker models only")
+        keys = None
+        if args.data in ("train", "test"):
+            # no augmentation; speaker models: whole utterances instead of random training crops
+            dataset = build_dataset(
+                {**config["data"], "augment": False, **({"crop_seconds": None} if audio else {})}, args.data
+            )
+        else:
+            root = Path(args.data)
+            if not root.is_dir():
+                kind = "audio" if audio else "image"
+                raise ValueError(f"--data: {args.data!r} is neither 'train'/'test' nor an existing {kind} folder")
+            if audio:
+                dataset = from_folder(root, sample_rate=backbone.sample_rate, crop_seconds=None)
+            else:
+                dataset = ImageFolder(root, backbone.input_size, grayscale=backbone.in_channels == 1)
+                keys = [p.relative_to(root).as_posix() for p in dataset.paths]
+        if audio:
+            set_embedding_chunks(dataset, *chunking(args, config["data"]))
+            keys = getattr(dataset, "utterances", None)
+        emb = embed(backbone, dataset, batch_size=args.batch_size).numpy().astype(np.float32)
+        _save_npy(outputs["embeddings"], emb)
+        _save_npy(outputs["labels"], dataset.labels.numpy().astype(np.int64))
+        if keys is not None:
+            write_text(outputs["keys"], "\n".join(keys) + "\n")
+        else:  # keys of an earlier embedding under this name would pair with these rows
+            outputs["keys"].unlink(missing_ok=True)
     chunks = getattr(dataset, "chunk_samples", None)
     how = f" (averaged {chunks / dataset.sample_rate:g} s chunks)" if chunks else ""
     print(f"wrote {emb.shape[0]} embeddings of dimension {emb.shape[1]}{how} to {out}")
@@ -114,6 +126,4 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:
-    tmp = path.with_name(path.name + ".tmp.npy")
-    np.save(tmp, array)
-    tmp.replace(path)
+    atomic_write(path, lambda tmp: np.save(tmp, array))

@@ -14,6 +14,7 @@ Both write ``metrics.json``, ``metrics.md``, ``roc.png``, ``det.png`` and ``hist
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 from pathlib import Path
@@ -130,8 +131,9 @@ def _load_npy(path: Path, option: str) -> np.ndarray:
     _existing(path, option)
     try:
         return np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as err:
-        raise ValueError(f"{option}: cannot read {path} as a .npy array ({err})") from None
+    except Exception as err:  # numpy raises OSError, ValueError, EOFError (empty file), ... for a bad file
+        reason = str(err).strip() or type(err).__name__
+        raise ValueError(f"{option}: cannot read {path} as a .npy array ({reason})") from None
 
 
 def read_labels(path: Path, option: str = "--labels") -> np.ndarray:
@@ -234,11 +236,17 @@ def _system_names(paths: list[Path], names: list[str] | None) -> list[str]:
 
 
 def run_scores(args: argparse.Namespace) -> int:
-    from ..protocols.trials import read_trials
-
     fars = parse_rates(args.far, "--far")
     ps = parse_rates(args.p_target, "--p-target")
     names = _system_names(args.scores, args.name)
+    truth = args.trials if args.trials is not None else args.labels
+    with _report_folder(args, names[0] if len(names) == 1 else truth.stem) as out:
+        return _run_scores(args, out, fars, ps, names)
+
+
+def _run_scores(args: argparse.Namespace, out: Path, fars: list[float], ps: list[float], names: list[str]) -> int:
+    from ..protocols.trials import read_trials
+
     trials = None
     if args.trials is not None:
         trials = read_trials(_existing(args.trials, "--trials"), fmt=args.format)
@@ -252,9 +260,8 @@ def run_scores(args: argparse.Namespace) -> int:
     for name, path in zip(names, args.scores):
         s = read_scores(path, labels.size, trials)
         systems.append((name, s[labels], s[~labels], {"scores": str(path)}))
-    default = names[0] if len(names) == 1 else truth.stem
     meta = {"command": "scores", "truth": str(truth), "far": fars, "p_targets": ps}
-    return _report(args, systems, default, fars, ps, meta)
+    return _report(args, out, systems, fars, ps, meta)
 
 
 def _check_both_kinds(labels: np.ndarray, source: str) -> None:
@@ -446,7 +453,6 @@ def _ijb_scores(args, folder: Path, x: torch.Tensor):
 
 
 def run_embeddings(args: argparse.Namespace) -> int:
-    from ..protocols import all_pairs
 
     fars = parse_rates(args.far, "--far")
     ps = parse_rates(args.p_target, "--p-target")
@@ -459,8 +465,15 @@ def run_embeddings(args: argparse.Namespace) -> int:
         raise ValueError("--top-k is for adaptive score normalization; give --score-norm too")
     if kind != "ijb" and (args.flip or args.flipped or args.norm or args.detector):
         raise ValueError("--flip, --flipped, --norm and --detector apply to --protocol ijb only")
-    x, labels, keys = load_embeddings(args.embeddings, args.labels, args.keys)
     name = args.name or _beside(args.embeddings, "").name
+    with _report_folder(args, name) as out:
+        return _run_embeddings(args, out, name, kind, ppath, fars, ps)
+
+
+def _run_embeddings(args, out: Path, name: str, kind: str, ppath: Path | None, fars: list, ps: list) -> int:
+    from ..protocols import all_pairs
+
+    x, labels, keys = load_embeddings(args.embeddings, args.labels, args.keys)
     meta: dict = {"command": "embeddings", "embeddings": str(args.embeddings), "protocol": kind, "far": fars}
     meta["p_targets"] = ps
     if ppath is not None:
@@ -483,15 +496,28 @@ def run_embeddings(args: argparse.Namespace) -> int:
         meta.update(more)
         _check_both_kinds(y, str(ppath))
         genuine, impostor = s[y], s[~y]
-    return _report(args, [(name, genuine, impostor, extra)], name, fars, ps, meta)
+    return _report(args, out, [(name, genuine, impostor, extra)], fars, ps, meta)
 
 
 # --- output
-def _report(args, systems: list, default_name: str, fars: list[float], ps: list[float], meta: dict) -> int:
+#: the files a report folder holds; a report removes those it does not write, so a folder never mixes two reports
+REPORT_FILES = ("metrics.md", "metrics.json", "roc.png", "det.png", "hist.png")
+
+
+@contextlib.contextmanager
+def _report_folder(args, default_name: str):
+    """--out (default ``eval/<name>``), created, proven writable and held by this process for the whole command."""
+    from .._io import OutputLock, output_dir
+
+    out = output_dir(args.out if args.out is not None else Path("eval") / default_name)
+    with OutputLock(out, "report folder"):
+        yield out
+
+
+def _report(args, out: Path, systems: list, fars: list[float], ps: list[float], meta: dict) -> int:
     from ..report.tables import metrics_markdown, system_metrics, write_metrics
 
     records = [system_metrics(n, g, i, fars, ps, extra=ex) for n, g, i, ex in systems]
-    out = args.out if args.out is not None else Path("eval") / default_name
     md_path, js_path = write_metrics(out, records, title=args.title, meta=meta)
     written = [md_path, js_path]
     if not args.no_plots:
@@ -502,6 +528,8 @@ def _report(args, systems: list, default_name: str, fars: list[float], ps: list[
         written.append(roc_plot(curves, out / "roc.png", far=fars, title=args.title))
         written.append(det_plot(curves, out / "det.png", far=fars, title=args.title))
         written.append(score_histograms(curves, out / "hist.png", title=args.title))
+    for stale in set(REPORT_FILES) - {p.name for p in written}:
+        (out / stale).unlink(missing_ok=True)  # plots of an earlier report would pair with these metrics
     print(metrics_markdown(records, args.title))
     print("wrote " + ", ".join(os.fspath(p) for p in written))
     return 0

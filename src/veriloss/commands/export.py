@@ -16,9 +16,17 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from .._io import output_file
     from ..models import check_onnx, export_onnx
+    from ..models.export import check_opset
     from .embed import load_backbone
 
+    check_opset(args.opset, dynamo=False)
+    output_file(args.onnx, "--onnx")
+    try:
+        import onnx  # noqa: F401
+    except ImportError:
+        raise ImportError("veriloss export needs the onnx package: pip install onnx (or veriloss[onnx])") from None
     backbone, _ = load_backbone(args.checkpoint)
     path = export_onnx(backbone, args.onnx, opset=args.opset)
     print(f"wrote {path}")

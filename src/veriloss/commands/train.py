@@ -18,8 +18,19 @@ def add_parser(sub) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help=f"override a config value, e.g. {example} (repeatable)")  # fmt: skip
     p.add_argument("--out", type=Path, default=None, help="output folder (default: runs/<config name>)")
-    p.add_argument("--resume", action="store_true", help="continue from the checkpoint in the output folder")
+    add_resume_arguments(p)
     p.set_defaults(run=run)
+
+
+def add_resume_arguments(p: argparse.ArgumentParser) -> None:
+    """--resume and --force (train and demo)."""
+    p.add_argument("--resume", action="store_true", help="continue from the checkpoint in the output folder")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="with --resume: continue even though the config differs from the checkpoint's in keys that shape "
+        "training (refused otherwise; the change is recorded in the run)",
+    )
 
 
 def format_metrics(record: dict) -> str:
@@ -47,17 +58,19 @@ def run(args: argparse.Namespace) -> int:
 
     config = load_config(recipe_path(args.config), args.overrides)
     D.init_from_env("auto")
-    status = train_and_report(config, args.out or Path("runs") / args.config.stem, args.resume)
+    if args.force and not args.resume:
+        raise ValueError("--force applies to --resume only")
+    status = train_and_report(config, args.out or Path("runs") / args.config.stem, args.resume, force=args.force)
     D.shutdown()  # the trainer (and its DDP reducer) is gone: the group's last reference goes without the GIL
     return status
 
 
-def train_and_report(config: dict, out: Path, resume: bool, banner: str | None = None) -> int:
+def train_and_report(config: dict, out: Path, resume: bool, banner: str | None = None, force: bool = False) -> int:
     """Train (or resume) into ``out``, print the final metrics table; exit status 130 when interrupted."""
     from ..train import Trainer
     from ..train import distributed as D
 
-    trainer = Trainer(config, out, resume=resume)
+    trainer = Trainer(config, out, resume=resume, force=force)
     if D.rank() == 0:
         banner = banner or (
             f"training {config['loss']['name']} on {config['data']['name']} "

@@ -16,7 +16,7 @@ from torch import nn
 from .._checks import check_positive
 from .base import positive_int
 
-__all__ = ["check_onnx", "export_onnx"]
+__all__ = ["check_onnx", "check_opset", "export_onnx"]
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "embedding"
@@ -67,7 +67,7 @@ def export_onnx(
     ``onnxscript``; it implements opset ≥ 18 and down-converts to ``opset`` when asked for less.
     """
     _input_shape(model)
-    opset = positive_int(opset, "opset", 7)
+    opset = check_opset(opset, dynamo)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -87,6 +87,19 @@ def export_onnx(
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def check_opset(opset: object, dynamo: bool) -> int:
+    """The opsets the chosen exporter writes (torch's own bounds), checked before any work is done."""
+    from torch.onnx import _constants
+
+    low = getattr(_constants, "ONNX_MIN_OPSET", 7)
+    high = getattr(_constants, "ONNX_MAX_OPSET" if dynamo else "ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET", 17)
+    opset = positive_int(opset, "opset", low)
+    if opset > high:
+        exporter = "torch.export-based (dynamo=True)" if dynamo else "TorchScript-based"
+        raise ValueError(f"opset must be in [{low}, {high}] for torch's {exporter} exporter, got {opset}")
+    return opset
 
 
 def _export_torchscript(model: nn.Module, example: torch.Tensor, out: Path, opset: int, dynamic_batch: bool) -> None:

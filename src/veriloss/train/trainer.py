@@ -41,7 +41,7 @@ from .checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from .resume import describe_changes, unsafe_changes
 from .sparse_optim import LazySGD
 
-__all__ = ["Trainer", "build_loss", "embed", "main_head"]
+__all__ = ["Trainer", "build_loss", "check_sections", "embed", "main_head"]
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -108,6 +108,26 @@ def _init_prototypes(head: nn.Module, init_std: float | None) -> None:
     full = torch.empty(rows, weight.shape[1], dtype=weight.dtype).normal_(0.0, std)
     with torch.no_grad():
         weight.copy_(full[start : start + weight.shape[0]])
+
+
+def check_sections(config: dict) -> None:
+    """Check the sections the config schema leaves to their registries, before any data is read: the model's
+    parameters (built on the meta device; for real where construction computes, as the speaker front-ends do) and
+    the loss with its parameters and auxiliary terms (on 8 dimensions and 4 classes)."""
+    model_cfg = dict(config["model"])
+    name = model_cfg.pop("name", None)
+    if not name:
+        raise ValueError("model.name is required; available: " + ", ".join(models.available()))
+    try:
+        with torch.device("meta"):
+            models.create(name, **model_cfg)
+    except RuntimeError:  # pragma: no cover - depends on the model: one that computes while it is built
+        models.create(name, **model_cfg)
+    loss = main_head(build_loss(config["loss"], 8, 4))
+    if getattr(loss, "chunk_size", None) is not None and config["optim"]["name"] != "lazy-sgd":
+        raise ValueError(
+            "a streaming head (loss.params.chunk_size) gives sparse prototype gradients: use optim.name: lazy-sgd"
+        )
 
 
 def main_head(loss: nn.Module) -> nn.Module:
@@ -300,14 +320,13 @@ class Trainer:
         self.device = _resolve_device(str(config.get("device", "auto")))
         self.amp_dtype = _amp_dtype(str(config.get("amp", "auto")), self.device)
         self.seed = int(config["seed"])
+        check_sections(config)  # the model and the loss on toy sizes: a typo fails before any data is read
         torch.manual_seed(self.seed)
 
         self.train_set = build_dataset(config["data"], "train")
         self.test_set = build_dataset(config["data"], "test")
         model_cfg = dict(config["model"])
-        name = model_cfg.pop("name", None)
-        if not name:
-            raise ValueError("model.name is required; available: " + ", ".join(models.available()))
+        name = model_cfg.pop("name")
         model_cfg.setdefault("in_channels", self.train_set.channels)
         model_cfg.setdefault("input_size", self.train_set.image_size)
         self.model_args = {"name": name, **model_cfg}  # saved in checkpoints: rebuilds the backbone alone
@@ -329,11 +348,6 @@ class Trainer:
             )
         self.optimizer = self._optimizer(config["optim"])
         if getattr(self.head, "chunk_size", None) is not None:
-            if config["optim"]["name"] != "lazy-sgd":
-                raise ValueError(
-                    "a streaming head (loss.params.chunk_size) gives sparse prototype gradients: "
-                    "use optim.name: lazy-sgd"
-                )
             if D.is_distributed() and not self.sharded_params:
                 raise ValueError(
                     "streaming heads run under torch.distributed only sharded (loss.params.sharded: true): DDP does"
