@@ -79,9 +79,10 @@ def test_the_payload_runs_when_unpickled_unsafely(tmp_path):
         ["embed", "{run}", "--out", "{tmp}/e.npy"],
         ["export", "{run}", "--onnx", "{tmp}/m.onnx"],
         ["train", "demo", "--out", "{run}", "--resume"],
+        ["demo", "--quick", "--out", "{run}", "--resume"],
         ["bench", "sweep", "--base", "demo", "--grid", "epochs=1", "--out", "{bench}", "--dry-run"],
     ],
-    ids=["embed", "export", "train-resume", "bench-dry-run"],
+    ids=["embed", "export", "train-resume", "demo-resume", "bench-dry-run"],
 )
 def test_a_checkpoint_carrying_code_is_refused_unrun(tmp_path, capsys, command):
     marker = tmp_path / "ran"

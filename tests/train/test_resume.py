@@ -24,6 +24,8 @@ RANDOM = {
     "elasticface": ("loss.name=elasticface-arc", "loss.params={s: 16, m: 0.3, sigma: 0.05}"),
     "augmentation": ("data.augment=true", "model.dropout=0.1", "loss.name=arcface", "loss.params={s: 16, m: 0.2}"),
     "workers": ("num_workers=2", "data.augment=true", "model.dropout=0.2", "loss.name=elasticface-cos"),
+    "pk-sampler": ("sampler={name: pk, p: 4, k: 4}", "model.dropout=0.2", "loss.name=elasticface-arc+"),
+    "class-balanced": ("sampler.name=class-balanced", "data.augment=true", "model.dropout=0.2"),
 }
 
 
