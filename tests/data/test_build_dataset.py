@@ -68,7 +68,7 @@ def test_omniglot_rotations_only_for_training(monkeypatch, tmp_path):
     made = []
 
     class Fake:
-        def __init__(self, zip_path, image_size, rotations, transform):
+        def __init__(self, zip_path, image_size, rotations, transform, skip_corrupt=False):
             made.append((zip_path.name, image_size, rotations, transform is None))
 
     monkeypatch.setattr("veriloss.data.Omniglot", Fake)

@@ -4,6 +4,9 @@ Every dataset returns ``(image, label)``: image float32 C×H×W with values in [
 (x − 0.5)/0.5; models need no further normalization), then the dataset's ``transform``; label an int. Attributes:
 ``labels`` (LongTensor of all labels, known without decoding an image), ``num_classes``, ``channels``,
 ``image_size``.
+
+A sample that cannot be decoded raises :class:`CorruptSampleError` naming it; :func:`verify_dataset` checks every
+sample cheaply up front (before training) and raises, or drops them where the dataset has ``skip_corrupt``.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from torch.utils.data import Dataset
 
 from . import augment
 from .audio import AUDIO_KEYS, AudioDataset, SyntheticSpeakers, build_audio_dataset
+from .corrupt import CorruptSampleError, verify_dataset
 from .folder import ImageFolder
 from .omniglot import Omniglot
 from .recordio import RecordIO, write_recordio
@@ -24,6 +28,7 @@ from .synthetic import SyntheticIdentities
 __all__ = [
     "AudioDataset",
     "ClassBalancedSampler",
+    "CorruptSampleError",
     "ImageFolder",
     "Omniglot",
     "PKSampler",
@@ -32,6 +37,7 @@ __all__ = [
     "SyntheticSpeakers",
     "augment",
     "build_dataset",
+    "verify_dataset",
     "write_recordio",
 ]
 
@@ -85,7 +91,8 @@ def build_dataset(config: dict[str, Any], split: str) -> Dataset:
     - ``image_size``: side in pixels (default 32 synthetic, 28 omniglot, 112 image-folder / recordio);
     - ``augment``: bool, default false; true adds :func:`default_augmentation` to the train split (never to test);
     - ``skip_corrupt``: bool, default false; drop unreadable images (listed in ``dataset.skipped``) instead of
-      failing (image-folder, recordio).
+      raising :class:`CorruptSampleError` (image-folder, recordio: every image decoded once at construction;
+      omniglot; no effect on synthetic).
 
     Per dataset:
 
@@ -100,8 +107,8 @@ def build_dataset(config: dict[str, Any], split: str) -> Dataset:
     - speechocean, synthetic-audio, audio-folder (VoxCeleb-style ``train_root``/``test_root``), audio-list
       (manifest TSV or Kaldi ``wav.scp``/``utt2spk`` in ``train_list``/``test_list``): audio datasets (waveform items,
       ``channels`` 1, ``image_size`` None, ``sample_rate``; ``chunk_seconds``/``chunk_hop`` average the test
-      embeddings over chunks); their keys are in :func:`veriloss.data.audio.build_audio_dataset` (``image_size`` and
-      ``skip_corrupt`` do not apply).
+      embeddings over chunks); their keys are in :func:`veriloss.data.audio.build_audio_dataset` (``image_size``
+      does not apply; ``skip_corrupt`` drops the files whose header check fails).
 
     Raises ``ValueError`` for an unknown name or key (listing the valid ones), a missing root, zip or file (naming
     the path and what was expected), or a split other than train/test.
@@ -148,7 +155,7 @@ def build_dataset(config: dict[str, Any], split: str) -> Dataset:
                 f"({'training' if split == 'train' else 'open-set test'} split)"
             )
         rotations = data.get("rotations", True) and split == "train"
-        return Omniglot(zip_path, image_size=image_size, rotations=rotations, transform=transform)
+        return Omniglot(zip_path, image_size=image_size, rotations=rotations, transform=transform, skip_corrupt=skip)
     grayscale = data.get("grayscale", False)
     folder_what = "a folder with one sub-folder of images per identity"
     if name == "recordio" and split == "train":

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-import warnings
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,6 +11,8 @@ import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import Dataset
+
+from .corrupt import CorruptSampleError, check_image_bytes, pillow_error, report
 
 __all__ = ["DecodedImageDataset", "decode_image", "to_signed_unit"]
 
@@ -21,18 +23,21 @@ def decode_image(
     """Decode an encoded image (bytes or a file path) to a uint8 tensor C×S×S (C = 1 for mode "L", 3 for "RGB").
 
     The image is converted to ``mode`` and resized to ``image_size``² with ``resample`` when its size differs
-    (Pillow's resize filters are antialiased when they shrink). Raises ``ValueError`` naming the source when Pillow
-    cannot read it (truncated or corrupt data, not an image).
+    (Pillow's resize filters are antialiased when they shrink). Raises :class:`CorruptSampleError` naming the source
+    (``path`` set for a file) when Pillow cannot read it (empty, truncated or corrupt data, not an image).
     """
-    name = str(source) if isinstance(source, (str, Path)) else f"<{len(source)} bytes>"
+    is_file = isinstance(source, (str, Path))
+    name = str(source) if is_file else f"<{len(source)} bytes>"
     try:
-        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as img:
+        with Image.open(source if is_file else io.BytesIO(source)) as img:
             img = img.convert(mode)
             if img.size != (image_size, image_size):
                 img = img.resize((image_size, image_size), resample)
             arr = np.asarray(img, dtype=np.uint8)
     except Exception as exc:  # Pillow raises OSError, SyntaxError, ValueError, DecompressionBombError, ...
-        raise ValueError(f"cannot decode image {name}: {type(exc).__name__}: {exc}") from None
+        empty = len(source) == 0 if not is_file else os.path.isfile(source) and os.path.getsize(source) == 0
+        what = "empty file (0 bytes)" if empty else pillow_error(exc)
+        raise CorruptSampleError(f"cannot decode image {name}: {what}", source if is_file else None) from None
     t = torch.from_numpy(arr.copy())
     return t.unsqueeze(0) if t.dim() == 2 else t.permute(2, 0, 1).contiguous()
 
@@ -53,12 +58,14 @@ def check_image_size(image_size: object) -> None:
 
 
 class DecodedImageDataset(Dataset):
-    """Items decoded one at a time from encoded images; subclasses give ``_decode(i)`` and ``_keep(positions)``.
+    """Items decoded one at a time from encoded images; subclasses give ``_encoded(i)`` (the image bytes),
+    ``_decode(i)`` and ``_keep(positions)``.
 
     ``__getitem__`` returns ``(image, label)``: float32 C×S×S in [-1, 1] (see :func:`to_signed_unit`), then
-    ``transform``. A corrupt or unreadable image raises ``ValueError`` naming where it is. :meth:`verify` decodes every
-    image once: with ``skip_corrupt`` False it raises listing all bad ones; with True it drops them from the dataset,
-    lists them in ``skipped`` and warns (subclasses call it at construction when ``skip_corrupt`` is True).
+    ``transform``. A corrupt or unreadable image raises :class:`CorruptSampleError` naming where it is.
+    :meth:`verify` checks every image (headers and structure; ``decode=True``: decodes them too): with
+    ``skip_corrupt`` False it raises listing the bad ones; with True it drops them from the dataset, lists them in
+    ``skipped`` and warns (subclasses run ``verify(decode=True)`` at construction when ``skip_corrupt`` is True).
     Labels of kept items never change; ``num_classes`` stays the number of identities found.
     """
 
@@ -72,8 +79,16 @@ class DecodedImageDataset(Dataset):
     def __init__(self) -> None:
         self.skipped: list[str] = []
 
+    def _encoded(self, index: int) -> bytes:
+        """The encoded image of item ``index``; CorruptSampleError naming the item when it cannot be read."""
+        raise NotImplementedError
+
+    def _origin(self, index: int) -> tuple[str, dict]:
+        """How messages name item ``index``, and the CorruptSampleError attributes (path, key)."""
+        raise NotImplementedError
+
     def _decode(self, index: int) -> torch.Tensor:
-        """uint8 C×S×S of item ``index``; ValueError naming the item when it cannot be read."""
+        """uint8 C×S×S of item ``index``; CorruptSampleError naming the item when it cannot be read."""
         raise NotImplementedError
 
     def _keep(self, keep: np.ndarray) -> None:
@@ -88,33 +103,32 @@ class DecodedImageDataset(Dataset):
         if not -n <= index < n:
             raise IndexError(f"index {index} out of range for {n} items")
         index %= n
-        image = to_signed_unit(self._decode(index))
+        try:
+            image = to_signed_unit(self._decode(index))
+        except CorruptSampleError as exc:
+            raise exc.at(index) from None
         if self.transform is not None:
             image = self.transform(image)
         return image, int(self.labels[index])
 
-    def verify(self) -> list[str]:
-        """Decode every image; return the descriptions of the bad ones (dropped when ``skip_corrupt``, else raise)."""
-        bad_pos, bad = [], []
+    def _check(self, index: int) -> None:
+        """Check item ``index`` without decoding its pixels (see :func:`check_image_bytes`)."""
+        data = self._encoded(index)
+        try:
+            check_image_bytes(data)
+        except ValueError as exc:
+            where, attrs = self._origin(index)
+            raise CorruptSampleError(f"corrupt image {where}: {exc}", **attrs) from None
+
+    def verify(self, decode: bool = False) -> list[str]:
+        """Check every image (``decode=True``: and decode it); return the messages of the bad ones (dropped when
+        ``skip_corrupt``, else :class:`CorruptSampleError` is raised listing them)."""
+        bad = []
         for i in range(len(self)):
             try:
-                self._decode(i)
-            except ValueError as exc:
-                bad_pos.append(i)
-                bad.append(str(exc))
-        if not bad:
-            return []
-        if not self.skip_corrupt:
-            raise ValueError(
-                f"{len(bad)} of {len(self)} images cannot be read (pass skip_corrupt=True to drop them):\n"
-                + "\n".join(bad)
-            )
-        self._keep(np.setdiff1d(np.arange(len(self)), np.asarray(bad_pos)))
-        self.skipped.extend(bad)
-        warnings.warn(
-            f"skipped {len(bad)} unreadable image(s) (see .skipped): " + "; ".join(bad[:3]) + " ..." * (len(bad) > 3),
-            stacklevel=2,
-        )
-        if len(self) == 0:
-            raise ValueError("every image is unreadable; nothing is left to train on:\n" + "\n".join(bad))
-        return bad
+                self._check(i)
+                if decode:
+                    self._decode(i)
+            except CorruptSampleError as exc:
+                bad.append((i, exc.at(i)))
+        return report(self, bad, "images")

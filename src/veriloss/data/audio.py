@@ -22,6 +22,7 @@ import io
 import math
 import os
 import re
+import struct
 import zipfile
 from collections.abc import Callable, Iterable, Sequence
 from fractions import Fraction
@@ -32,6 +33,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from .corrupt import CorruptSampleError, read_zip_member, report
+
 __all__ = [
     "AUDIO_EXTENSIONS",
     "AddNoise",
@@ -39,6 +42,7 @@ __all__ = [
     "SpeedPerturb",
     "SyntheticSpeakers",
     "build_audio_dataset",
+    "check_audio",
     "chunk_waveform",
     "from_folder",
     "from_kaldi",
@@ -75,34 +79,124 @@ def _zip(path: str) -> zipfile.ZipFile:
     if key not in _ZIPS:
         try:
             _ZIPS[key] = zipfile.ZipFile(path)
-        except (OSError, zipfile.BadZipFile) as err:
-            raise ValueError(f"cannot open zip archive {path!r}: {err}") from err
+        except (OSError, EOFError, zipfile.BadZipFile) as err:
+            raise CorruptSampleError(f"cannot open zip archive {path!r}: {err}", path) from None
     return _ZIPS[key]
+
+
+def _corrupt(src: str, message: str) -> CorruptSampleError:
+    """A CorruptSampleError about audio source ``src`` (``path`` the file or zip, ``member`` the zip member)."""
+    if ZIP_SEPARATOR in src:
+        archive, member = src.split(ZIP_SEPARATOR, 1)
+        return CorruptSampleError(message, archive, member=member)
+    return CorruptSampleError(message, src)
+
+
+def _open(src: str) -> tuple[Any, int]:
+    """(path or in-memory file, size in bytes) of a source; CorruptSampleError when it is missing or unreadable."""
+    if ZIP_SEPARATOR in src:
+        archive, member = src.split(ZIP_SEPARATOR, 1)
+        try:
+            data = read_zip_member(_zip(archive), archive, member)
+        except KeyError:
+            raise _corrupt(src, f"audio {src!r}: no member {member!r} in zip archive {archive!r}") from None
+        return io.BytesIO(data), len(data)
+    if not os.path.isfile(src):
+        raise _corrupt(src, f"audio file {src!r} does not exist")
+    size = os.path.getsize(src)
+    return src, size
+
+
+def _wav_truncation(handle: Any, size: int) -> str | None:
+    """For a RIFF WAVE file: what is missing when its data chunk declares more bytes than the file holds (libsndfile
+    reads such a file silently shortened), else None. Streamed files (declared length 0 or ≥ 0x7FFFF000) pass."""
+    f = open(handle, "rb") if isinstance(handle, str) else handle
+    try:
+        f.seek(0)
+        head = f.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return None
+        pos, block = 12, 1
+        while pos + 8 <= size:
+            f.seek(pos)
+            cid, length = struct.unpack("<4sI", f.read(8))
+            if cid == b"fmt " and length >= 14:
+                block = max(1, struct.unpack("<H", f.read(14)[12:14])[0])
+            if cid == b"data":
+                have = size - pos - 8
+                if 0 < length < 0x7FFFF000 and length - have >= block:
+                    return f"its header declares {length} bytes of audio, the file holds {have} (truncated file?)"
+                return None
+            pos += 8 + length + (length & 1)
+        return None
+    finally:
+        if isinstance(handle, str):
+            f.close()
+
+
+def _too_short(src: str, n: int, sample_rate: int, min_samples: int) -> CorruptSampleError:
+    return _corrupt(
+        src,
+        f"audio {src!r} is too short: {n} samples at {sample_rate} Hz ({n / sample_rate:.3f} s), "
+        f"the minimum is {min_samples} ({min_samples / sample_rate:.3f} s)",
+    )
 
 
 def read_audio(source: str | os.PathLike) -> tuple[np.ndarray, int]:
     """Decode ``source`` (a path or ``"archive.zip::member"``) to mono float32 samples (T,) in [-1, 1] and its rate.
 
-    Raises ``ValueError`` naming the source when the file or member is missing or cannot be decoded.
+    Raises :class:`~veriloss.data.CorruptSampleError` naming the source when the file or member is missing, empty,
+    truncated (a WAV shorter than its header says) or cannot be decoded.
     """
     sf = _soundfile()
     src = os.fspath(source)
-    if ZIP_SEPARATOR in src:
-        archive, member = src.split(ZIP_SEPARATOR, 1)
-        try:
-            data = _zip(archive).read(member)
-        except KeyError:
-            raise ValueError(f"audio {src!r}: no member {member!r} in zip archive {archive!r}") from None
-        handle: Any = io.BytesIO(data)
-    else:
-        if not os.path.isfile(src):
-            raise ValueError(f"audio file {src!r} does not exist")
-        handle = src
+    handle, size = _open(src)
+    if size == 0:
+        raise _corrupt(src, f"audio {src!r} is empty (a 0-byte file)")
     try:
         samples, rate = sf.read(handle, dtype="float32", always_2d=True)
     except Exception as err:  # soundfile raises LibsndfileError / RuntimeError / TypeError for bad data
-        raise ValueError(f"cannot decode audio {src!r}: {err}") from err
+        raise _corrupt(src, f"cannot decode audio {src!r}: {err}") from None
+    problem = _wav_truncation(handle, size)
+    if problem:
+        raise _corrupt(src, f"audio {src!r} is truncated: {problem}")
     return samples.mean(axis=1) if samples.shape[1] > 1 else samples[:, 0], int(rate)
+
+
+def check_audio(source: str | os.PathLike, sample_rate: int = 16000, min_samples: int = 1) -> None:
+    """Check ``source`` without decoding it: present, not empty, a header libsndfile reads, > 0 frames, at least
+    ``min_samples`` at ``sample_rate``, a WAV as long as its header says, a FLAC whose last frames decode (a truncated
+    Ogg fails at the header already). :class:`~veriloss.data.CorruptSampleError` naming the source otherwise."""
+    sf = _soundfile()
+    src = os.fspath(source)
+    handle, size = _open(src)
+    if size == 0:
+        raise _corrupt(src, f"audio {src!r} is empty (a 0-byte file)")
+    try:
+        info = sf.SoundFile(handle)
+    except Exception as err:
+        raise _corrupt(src, f"cannot decode audio {src!r}: {err}") from None
+    with info:
+        frames, rate = info.frames, info.samplerate
+        if frames <= 0:
+            raise _corrupt(src, f"audio {src!r} is empty (0 samples)")
+        if info.format == "FLAC":
+            try:
+                info.seek(max(0, frames - 4096))
+                want = frames - info.tell()
+                got = len(info.read(dtype="float32"))
+            except Exception as err:
+                what = f"is truncated or corrupt: its last frames do not decode ({err})"
+                raise _corrupt(src, f"audio {src!r} {what}") from None
+            if got < want:
+                what = f"is truncated: {frames} frames declared, it ends at {frames - want + got}"
+                raise _corrupt(src, f"audio {src!r} {what}")
+    n = -(-frames * sample_rate // rate)  # length after resampling to sample_rate
+    if n < min_samples:
+        raise _too_short(src, n, sample_rate, min_samples)
+    problem = _wav_truncation(handle, size)
+    if problem:
+        raise _corrupt(src, f"audio {src!r} is truncated: {problem}")
 
 
 def _resample_filter(up: int, down: int) -> tuple[np.ndarray, int]:
@@ -152,19 +246,18 @@ def resample(x: np.ndarray, orig_rate: int, new_rate: int) -> np.ndarray:
 
 def load_audio(source: str | os.PathLike, sample_rate: int, min_samples: int = 1) -> torch.Tensor:
     """Decoded (:func:`read_audio`), resampled to ``sample_rate`` when the file's rate differs (:func:`resample`),
-    as a float32 tensor (1, T). ``ValueError`` naming the source if it is empty or shorter than ``min_samples``."""
-    samples, rate = read_audio(source)
+    as a float32 tensor (1, T). :class:`~veriloss.data.CorruptSampleError` naming the source if it cannot be read
+    (:func:`read_audio`), is empty, shorter than ``min_samples`` or holds non-finite samples."""
+    src = os.fspath(source)
+    samples, rate = read_audio(src)
     if samples.size == 0:
-        raise ValueError(f"audio {os.fspath(source)!r} is empty (0 samples)")
+        raise _corrupt(src, f"audio {src!r} is empty (0 samples)")
     if rate != sample_rate:
         samples = resample(samples, rate, sample_rate)
     if len(samples) < min_samples:
-        raise ValueError(
-            f"audio {os.fspath(source)!r} is too short: {len(samples)} samples at {sample_rate} Hz "
-            f"({len(samples) / sample_rate:.3f} s), the minimum is {min_samples} ({min_samples / sample_rate:.3f} s)"
-        )
+        raise _too_short(src, len(samples), sample_rate, min_samples)
     if not np.isfinite(samples).all():
-        raise ValueError(f"audio {os.fspath(source)!r} contains non-finite samples")
+        raise _corrupt(src, f"audio {src!r} contains non-finite samples")
     return torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32))[None]
 
 
@@ -273,10 +366,15 @@ class AudioDataset(Dataset):
     (:func:`random_crop`: shorter utterances are repeated), after ``speed`` (a :class:`SpeedPerturb`) on the whole
     utterance and before ``noise`` (an :class:`AddNoise`) and ``transform`` (any callable on (1, T)).
     ``crop_seconds=None`` (test): the whole utterance, with ``transform`` only if given.
-    Utterances shorter than ``min_seconds`` (default 0.1 s) and empty or unreadable files raise ``ValueError``
-    naming the source. ``speakers[label]`` is the speaker id of a label when the factories build the dataset;
+    Utterances shorter than ``min_seconds`` (default 0.1 s) and missing, empty, truncated or unreadable files raise
+    :class:`~veriloss.data.CorruptSampleError` naming the source, the item and its utterance id.
+    ``speakers[label]`` is the speaker id of a label when the factories build the dataset;
     ``utterances`` (set by the factories) the key of each item (utterance id or relative path), in item order.
     ``chunk_samples`` / ``chunk_hop_samples``: test-time chunking (None: whole), see :func:`set_embedding_chunks`.
+
+    :meth:`verify` checks every file's header (:func:`check_audio`; ``decode=True``: decodes them). With
+    ``skip_corrupt=True`` the construction runs it (the factories: once ``utterances`` is set) and drops the bad
+    items (listed in ``skipped``, with a warning; labels and ``num_classes`` unchanged).
     """
 
     channels = 1
@@ -294,6 +392,7 @@ class AudioDataset(Dataset):
         noise: AddNoise | None = None,
         transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
         speakers: Sequence[str] | None = None,
+        skip_corrupt: bool = False,
     ):
         if isinstance(sample_rate, bool) or not isinstance(sample_rate, int) or sample_rate < 1:
             raise ValueError(f"sample_rate must be a positive integer (Hz), got {sample_rate!r}")
@@ -321,12 +420,47 @@ class AudioDataset(Dataset):
         self.min_samples = max(1, math.ceil(min_seconds * sample_rate))
         self.speed, self.noise, self.transform = speed, noise, transform
         self.speakers = list(speakers) if speakers is not None else None
+        self.skip_corrupt = bool(skip_corrupt)
+        self.skipped: list[str] = []
+        if self.skip_corrupt:
+            self.verify()
 
     def __len__(self) -> int:
         return len(self.sources)
 
+    def _at(self, exc: CorruptSampleError, index: int) -> CorruptSampleError:
+        utterances = getattr(self, "utterances", None)
+        utt = utterances[index] if utterances is not None and len(utterances) == len(self) else None
+        return exc.at(index, utt, None if utt is None else f"utterance {utt!r}")
+
+    def _keep(self, keep: np.ndarray) -> None:
+        n, kept = len(self), keep.tolist()
+        self.sources = [self.sources[i] for i in kept]
+        self.labels = self.labels[torch.from_numpy(keep)]
+        for name in ("utterances", "num_samples"):
+            values = getattr(self, name, None)
+            if isinstance(values, list) and len(values) == n:
+                setattr(self, name, [values[i] for i in kept])
+
+    def verify(self, decode: bool = False) -> list[str]:
+        """Check every utterance's header (:func:`check_audio`; ``decode=True``: decode it); return the messages of
+        the bad ones (dropped when ``skip_corrupt``, else :class:`~veriloss.data.CorruptSampleError` listing them)."""
+        bad = []
+        for i, src in enumerate(self.sources):
+            try:
+                if decode:
+                    load_audio(src, self.sample_rate, self.min_samples)
+                else:
+                    check_audio(src, self.sample_rate, self.min_samples)
+            except CorruptSampleError as exc:
+                bad.append((i, self._at(exc, i)))
+        return report(self, bad, "utterances")
+
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        wave = load_audio(self.sources[index], self.sample_rate, self.min_samples)
+        try:
+            wave = load_audio(self.sources[index], self.sample_rate, self.min_samples)
+        except CorruptSampleError as exc:
+            raise self._at(exc, index) from None
         if self.crop_samples is not None:
             if self.speed is not None:
                 wave = self.speed(wave)
@@ -394,6 +528,14 @@ def _items_by_speaker(pairs: Iterable[tuple[str, str]], speakers: Iterable[str] 
     return items, present
 
 
+def _skip_corrupt(ds: AudioDataset, skip: bool) -> AudioDataset:
+    """The factories' ``skip_corrupt``: verified once ``utterances`` is set, so the dropped items are named."""
+    if skip:
+        ds.skip_corrupt = True
+        ds.verify()
+    return ds
+
+
 def read_manifest(tsv_path: str | os.PathLike) -> list[dict[str, str]]:
     """Rows of a tab-separated manifest with a header (columns ``utt``, ``speaker``, ``file`` at least)."""
     path = Path(tsv_path)
@@ -429,11 +571,12 @@ def from_manifest(
         raise ValueError(f"audio root {base!r} is neither a .zip archive nor a folder")
     src = {r["utt"]: (f"{base}{ZIP_SEPARATOR}{r['file']}" if is_zip else os.path.join(base, r["file"])) for r in rows}
     items, order = _items_by_speaker(((src[r["utt"]], r["speaker"]) for r in rows), speakers)
+    skip = kwargs.pop("skip_corrupt", False)
     ds = AudioDataset(items, speakers=order, **kwargs)
     kept = [r for r in rows if r["speaker"] in set(order)]
     ds.utterances = [r["utt"] for r in kept]
     ds.num_samples = [int(r["num_samples_16k"]) for r in kept] if "num_samples_16k" in rows[0] else None
-    return ds
+    return _skip_corrupt(ds, skip)
 
 
 def _kaldi_table(path: str | os.PathLike, what: str) -> dict[str, str]:
@@ -477,10 +620,11 @@ def from_kaldi(
             path = str(root / path)
         pairs.append((path, spk[utt]))
     items, order = _items_by_speaker(pairs, speakers)
+    skip = kwargs.pop("skip_corrupt", False)
     ds = AudioDataset(items, speakers=order, **kwargs)
     keep = set(order)
     ds.utterances = [u for u in wavs if spk[u] in keep]
-    return ds
+    return _skip_corrupt(ds, skip)
 
 
 def from_folder(
@@ -520,10 +664,11 @@ def from_folder(
         )
     speaker = {k: k.split("/", 1)[0] for k in keys}
     items, order = _items_by_speaker(((str(base / k), speaker[k]) for k in keys), speakers)
+    skip = kwargs.pop("skip_corrupt", False)
     ds = AudioDataset(items, speakers=order, **kwargs)
     keep = set(order)
     ds.utterances = [k for k in keys if speaker[k] in keep]
-    return ds
+    return _skip_corrupt(ds, skip)
 
 
 def speaker_split(speakers: Iterable[str], train_speakers: int, seed: int = 0) -> tuple[list[str], list[str]]:
@@ -685,7 +830,7 @@ class SyntheticSpeakers(Dataset):
 
 SPEECHOCEAN_ZIP = "speechocean762_train_opus.zip"
 SPEECHOCEAN_MANIFEST = "manifest.tsv"
-_CLIP_KEYS = ("crop_seconds", "sample_rate", "augment", "chunk_seconds", "chunk_hop")
+_CLIP_KEYS = ("crop_seconds", "sample_rate", "augment", "chunk_seconds", "chunk_hop", "skip_corrupt")
 #: the data keys of each audio dataset name ("name" first)
 AUDIO_KEYS = {
     "speechocean": ("name", "root", "train_speakers", "seed", *_CLIP_KEYS),
@@ -743,7 +888,9 @@ def build_audio_dataset(data: dict[str, Any], split: str) -> Dataset:
     0.9/1.0/1.1 and white noise at SNR 5–20 dB with probability 0.5, train split only; synthetic-audio: noise
     only), ``chunk_seconds`` and ``chunk_hop`` (test split only: embed each utterance as the normalized mean of
     the normalized embeddings of chunks this long every ``chunk_hop`` seconds, default half a chunk, see
-    :func:`set_embedding_chunks`; null: whole utterances, the default).
+    :func:`set_embedding_chunks`; null: whole utterances, the default), ``skip_corrupt`` (false; true: drop the
+    files whose header check fails, :meth:`AudioDataset.verify`, listed in ``dataset.skipped``; no effect on
+    synthetic-audio).
 
     - speechocean: ``root`` (folder with ``speechocean762_train_opus.zip`` and ``manifest.tsv``),
       ``train_speakers`` (95: of its 125 speakers, chosen by :func:`speaker_split` with ``seed``, default 0; the
@@ -766,6 +913,9 @@ def build_audio_dataset(data: dict[str, Any], split: str) -> Dataset:
     if not isinstance(augment, bool):
         raise ValueError(f"data.augment must be true or false, got {augment!r}")
     augment = augment and split == "train"
+    skip = data.get("skip_corrupt", False)
+    if not isinstance(skip, bool):
+        raise ValueError(f"data.skip_corrupt must be true or false, got {skip!r}")
     sample_rate = _int_key(data, "sample_rate", 16000, 8000)
     seed = _int_key(data, "seed", 0, 0)
     chunks = (_seconds_key(data, "chunk_seconds", None), _seconds_key(data, "chunk_hop", None))
@@ -789,6 +939,7 @@ def build_audio_dataset(data: dict[str, Any], split: str) -> Dataset:
         "crop_seconds": _seconds_key(data, "crop_seconds", 2.0) if split == "train" else None,
         "speed": SpeedPerturb() if augment else None,
         "noise": noise,
+        "skip_corrupt": skip,
     }
     if name == "audio-folder":
         key = f"{split}_root"

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from ._image import DecodedImageDataset, check_image_size, check_transform, decode_image
+from .corrupt import CorruptSampleError
 
 __all__ = ["IMAGE_EXTENSIONS", "ImageFolder"]
 
@@ -23,9 +24,10 @@ class ImageFolder(DecodedImageDataset):
     to RGB (3 channels) or, with ``grayscale``, to L (1 channel), resized to ``image_size``² (bilinear, antialiased when
     shrinking) and mapped to [-1, 1] by (x/255 − 0.5)/0.5; then ``transform``.
 
-    A corrupt or unreadable image raises ``ValueError`` naming its path when the item is loaded; :meth:`verify`
-    decodes all of them and reports every bad path. With ``skip_corrupt=True`` the construction runs :meth:`verify`
-    (decoding every image once), drops the bad files, lists them in ``skipped`` and warns.
+    A corrupt, empty or unreadable image raises :class:`CorruptSampleError` naming its path when the item is loaded;
+    :meth:`verify` checks every file's header and structure up front (``decode=True``: decodes them too) and reports
+    every bad path. With ``skip_corrupt=True`` the construction runs ``verify(decode=True)`` (decoding every image
+    once), drops the bad files, lists them in ``skipped`` and warns.
     """
 
     def __init__(
@@ -71,7 +73,17 @@ class ImageFolder(DecodedImageDataset):
         self.transform = transform
         self._mode = "L" if grayscale else "RGB"
         if self.skip_corrupt:
-            self.verify()
+            self.verify(decode=True)
+
+    def _origin(self, index: int) -> tuple[str, dict]:
+        return str(self.paths[index]), {"path": self.paths[index]}
+
+    def _encoded(self, index: int) -> bytes:
+        try:
+            return self.paths[index].read_bytes()
+        except OSError as exc:
+            path = self.paths[index]
+            raise CorruptSampleError(f"cannot read image {path}: {exc.strerror or exc}", path) from None
 
     def _decode(self, index: int) -> torch.Tensor:
         return decode_image(self.paths[index], self.image_size, self._mode)

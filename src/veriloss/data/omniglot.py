@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import warnings
 import zipfile
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
@@ -12,20 +13,25 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from ._image import check_image_size, check_transform, decode_image, to_signed_unit
+from .corrupt import CorruptSampleError, read_zip_member, summary
 
 __all__ = ["Omniglot"]
 
 
 @functools.lru_cache(maxsize=4)
-def _decode_zip(path: str, mtime_ns: int, size_bytes: int, image_size: int) -> tuple[torch.Tensor, torch.Tensor, tuple]:
-    """All PNGs of an Omniglot zip: uint8 images (N, S, S) with strokes 255, labels (N,), class names.
+def _decode_zip(
+    path: str, mtime_ns: int, size_bytes: int, image_size: int, skip_corrupt: bool = False
+) -> tuple[torch.Tensor, torch.Tensor, tuple, tuple]:
+    """All PNGs of an Omniglot zip: uint8 images (N, S, S) with strokes 255, labels (N,), class names, and the
+    messages of the members skipped as corrupt (``skip_corrupt``; else the first corrupt ones are raised).
 
-    Cached per (path, modification time, size, image_size), so building the same split twice decodes once.
+    Cached per (path, modification time, size, image_size, skip_corrupt), so building the same split twice decodes
+    once.
     """
     try:
         archive = zipfile.ZipFile(path)
-    except (OSError, zipfile.BadZipFile) as exc:
-        raise ValueError(f"cannot open Omniglot zip {path!r}: {exc}") from None
+    except (OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise CorruptSampleError(f"cannot open Omniglot zip {path!r}: {exc}", path) from None
     with archive:
         members: dict[tuple[str, str], list[str]] = {}
         for name in archive.namelist():
@@ -41,17 +47,33 @@ def _decode_zip(path: str, mtime_ns: int, size_bytes: int, image_size: int) -> t
         count = sum(len(v) for v in members.values())
         images = torch.empty(count, image_size, image_size, dtype=torch.uint8)
         labels = torch.empty(count, dtype=torch.long)
+        bad: list[CorruptSampleError] = []
         i = 0
         for label, key in enumerate(classes):
             for name in sorted(members[key]):
                 try:
-                    data = archive.read(name)
-                except (OSError, zipfile.BadZipFile) as exc:
-                    raise ValueError(f"cannot read {name!r} in {path!r}: {exc}") from None
-                images[i] = 255 - decode_image(data, image_size, "L", Image.BOX)[0]
+                    data = read_zip_member(archive, path, name)
+                    try:
+                        images[i] = 255 - decode_image(data, image_size, "L", Image.BOX)[0]
+                    except CorruptSampleError as exc:
+                        what = str(exc).removeprefix(f"cannot decode image <{len(data)} bytes>: ")
+                        what = f"cannot decode {name!r} in {path!r}: {what}"
+                        raise CorruptSampleError(what, path, member=name) from None
+                except CorruptSampleError as exc:
+                    bad.append(exc)
+                    continue
                 labels[i] = label
                 i += 1
-    return images, labels, classes
+    if bad and not skip_corrupt:
+        raise CorruptSampleError(
+            summary([str(e) for e in bad], count, "images"),
+            path,
+            member=bad[0].member,
+            bad=bad,
+        )
+    if i == 0:
+        raise CorruptSampleError(f"every image in {path!r} is unreadable; nothing is left", path, bad=bad)
+    return images[:i].clone() if i < count else images, labels[:i].clone(), classes, tuple(str(e) for e in bad)
 
 
 class Omniglot(Dataset):
@@ -67,6 +89,10 @@ class Omniglot(Dataset):
     identity, label = 4·character + k for rotation k·90°, as in the usual few-shot protocol (background: 964×4 =
     3,856 identities, 77,120 items). Items are ordered by label.
     Counts: background 19,280 images / 964 characters; evaluation 13,180 / 659.
+
+    A corrupt zip member (header, compressed data, CRC) or PNG raises :class:`CorruptSampleError` at construction,
+    naming the zip and the members (``.member``); ``skip_corrupt=True`` drops them instead (listed in ``skipped``,
+    with a warning; labels and ``num_classes`` unchanged). :meth:`verify` has nothing left to check.
     """
 
     channels = 1
@@ -77,6 +103,7 @@ class Omniglot(Dataset):
         image_size: int = 28,
         rotations: bool = False,
         transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        skip_corrupt: bool = False,
     ):
         check_image_size(image_size)
         check_transform(transform)
@@ -87,7 +114,17 @@ class Omniglot(Dataset):
                 "images_evaluation.zip"
             )
         stat = zip_path.stat()
-        images, base_labels, classes = _decode_zip(str(zip_path.resolve()), stat.st_mtime_ns, stat.st_size, image_size)
+        images, base_labels, classes, skipped = _decode_zip(
+            str(zip_path.resolve()), stat.st_mtime_ns, stat.st_size, image_size, bool(skip_corrupt)
+        )
+        self.skip_corrupt = bool(skip_corrupt)
+        self.skipped: list[str] = list(skipped)
+        if skipped:
+            more = " ..." if len(skipped) > 3 else ""
+            warnings.warn(
+                f"skipped {len(skipped)} unreadable images (see .skipped): " + "; ".join(skipped[:3]) + more,
+                stacklevel=2,
+            )
         self.zip_path = zip_path
         self.image_size = image_size
         self.rotations = bool(rotations)
@@ -115,6 +152,10 @@ class Omniglot(Dataset):
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    def verify(self, decode: bool = False) -> list[str]:
+        """Nothing to check: every image was read (CRC-checked) and decoded at construction. Returns []."""
+        return []
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         image = self._images[self._source[index]]

@@ -28,6 +28,7 @@ import torch
 from PIL import Image
 
 from ._image import DecodedImageDataset, check_image_size, check_transform, decode_image
+from .corrupt import CorruptSampleError
 
 __all__ = ["RecordIO", "write_recordio"]
 
@@ -139,10 +140,12 @@ class RecordIO(DecodedImageDataset):
     per item to RGB, resized to ``image_size``² when needed (bilinear) and mapped to [-1, 1] by (x/255 − 0.5)/0.5;
     then ``transform``. See the module docstring for the format.
 
-    Bad input: a missing file, a record whose offset lies past the end of the file or that does not start with the
-    magic number, a truncated payload or an undecodable image raises ``ValueError`` naming the file, the record key
-    and its offset. With ``skip_corrupt=True`` the construction decodes every image once (:meth:`verify`) and drops
-    the bad records (listed in ``skipped``, with a warning).
+    Bad input: a missing file raises ``ValueError``; a record whose offset lies past the end of the file or that does
+    not start with the magic number, a truncated payload or an undecodable image raises :class:`CorruptSampleError`
+    naming the file, the record key (``.key``) and its offset. :meth:`verify` checks every record's framing and image
+    header and structure without decoding (``decode=True``: decodes too). With ``skip_corrupt=True`` the
+    construction decodes every image once (``verify(decode=True)``) and drops the bad records (listed in
+    ``skipped``, with a warning).
     """
 
     channels = 3
@@ -178,7 +181,7 @@ class RecordIO(DecodedImageDataset):
         for i, key in enumerate(keys):
             try:
                 labels[i] = self._header(key, offsets[key])[1]
-            except ValueError as exc:
+            except CorruptSampleError as exc:
                 if not self.skip_corrupt:
                     raise
                 good[i] = False
@@ -187,13 +190,13 @@ class RecordIO(DecodedImageDataset):
         self.offsets = np.asarray([offsets[k] for k in self.keys.tolist()], dtype=np.int64)
         self.labels = torch.from_numpy(labels[good])
         if len(self.labels) == 0:
-            raise ValueError(f"{self.path_rec} holds no readable image records")
+            raise CorruptSampleError(f"{self.path_rec} holds no readable image records", self.path_rec)
         self.num_classes = int(self.labels.max()) + 1
         if bad:
             self.skipped.extend(bad)
             warnings.warn(f"skipped {len(bad)} unreadable record(s) (see .skipped): {bad[0]} ...", stacklevel=2)
         if self.skip_corrupt:
-            self.verify()
+            self.verify(decode=True)
 
     # ---- file access (os.pread: no shared file position, safe in DataLoader workers after fork) ----
     def _read(self, offset: int, n: int) -> bytes:
@@ -218,53 +221,55 @@ class RecordIO(DecodedImageDataset):
     def _where(self, key: int, offset: int) -> str:
         return f"{self.path_rec} record {key} at byte {offset}"
 
+    def _bad(self, key: int, offset: int, what: str) -> CorruptSampleError:
+        return CorruptSampleError(f"{self._where(key, offset)}: {what}", self.path_rec, key=key)
+
     def _record(self, key: int, offset: int) -> bytes:
         """The payload of the record starting at ``offset`` (parts joined)."""
         parts, pos = [], offset
         while True:
             head = self._read(pos, 8)
             if len(head) < 8:
-                raise ValueError(f"{self._where(key, offset)}: file ends inside the record (truncated .rec?)")
+                raise self._bad(key, offset, "file ends inside the record (truncated .rec?)")
             magic, lrec = _REC.unpack(head)
             if magic != MAGIC:
-                raise ValueError(
-                    f"{self._where(key, offset)}: no RecordIO magic number at byte {pos} (corrupt .rec, or an .idx "
-                    "that belongs to another file)"
+                raise self._bad(
+                    key,
+                    offset,
+                    f"no RecordIO magic number at byte {pos} (corrupt .rec, or an .idx that belongs to another file)",
                 )
             cflag, length = lrec >> 29, lrec & _LENGTH_MASK
             body = self._read(pos + 8, length)
             if len(body) < length:
-                raise ValueError(
-                    f"{self._where(key, offset)}: payload of {length} bytes cut off after {len(body)} (truncated .rec?)"
-                )
+                raise self._bad(key, offset, f"payload of {length} bytes cut off after {len(body)} (truncated .rec?)")
             parts.append(body)
             pos += 8 + _pad(length)
             if cflag in (0, 3):
                 return _REC.pack(MAGIC, 0)[:4].join(parts)
             if cflag not in (1, 2):
-                raise ValueError(f"{self._where(key, offset)}: invalid continuation flag {cflag}")
+                raise self._bad(key, offset, f"invalid continuation flag {cflag}")
 
     def _unpack(self, key: int, offset: int, payload: bytes) -> tuple[int, np.ndarray, bytes]:
         if len(payload) < _IR.size:
-            raise ValueError(f"{self._where(key, offset)}: {len(payload)}-byte payload is shorter than its header")
+            raise self._bad(key, offset, f"{len(payload)}-byte payload is shorter than its header")
         flag, label, _, _ = _IR.unpack_from(payload)
         body = payload[_IR.size :]
         if flag > 0:
             if len(body) < 4 * flag:
-                raise ValueError(f"{self._where(key, offset)}: header announces {flag} labels, payload is too short")
+                raise self._bad(key, offset, f"header announces {flag} labels, payload is too short")
             return flag, np.frombuffer(body[: 4 * flag], dtype="<f4"), body[4 * flag :]
         return flag, np.asarray([label], dtype=np.float32), body
 
     def _header(self, key: int, offset: int) -> tuple[int, int]:
         """(flag, int label) of an image record, reading only its header when the record is in one part."""
         if not 0 <= offset <= self._size - 8 - _IR.size:
-            raise ValueError(f"{self._where(key, offset)}: offset lies past the end of the {self._size}-byte file")
+            raise self._bad(key, offset, f"offset lies past the end of the {self._size}-byte file")
         head = self._read(offset, 8 + _IR.size)
         magic, lrec = _REC.unpack_from(head)
         flag = _IR.unpack_from(head, 8)[0]
         if magic == MAGIC and lrec >> 29 == 0 and (lrec & _LENGTH_MASK) >= _IR.size + 4 * flag:
             if offset + 8 + (lrec & _LENGTH_MASK) > self._size:
-                raise ValueError(f"{self._where(key, offset)}: file ends inside the record (truncated .rec?)")
+                raise self._bad(key, offset, "file ends inside the record (truncated .rec?)")
             extra = self._read(offset + 8 + _IR.size, 4) if flag > 0 else b""
             label = np.frombuffer(extra, "<f4")[0] if flag > 0 else _IR.unpack_from(head, 8)[1]
             return flag, int(label)
@@ -296,7 +301,7 @@ class RecordIO(DecodedImageDataset):
             while True:
                 head = self._read(pos, 8)
                 if len(head) < 8 or _REC.unpack(head)[0] != MAGIC:
-                    raise ValueError(f"{self._where(key, start)}: not a RecordIO record (corrupt or truncated .rec)")
+                    raise self._bad(key, start, "not a RecordIO record (corrupt or truncated .rec)")
                 lrec = _REC.unpack(head)[1]
                 pos += 8 + _pad(lrec & _LENGTH_MASK)
                 if lrec >> 29 in (0, 3):
@@ -321,13 +326,22 @@ class RecordIO(DecodedImageDataset):
 
     # ---- dataset ----
 
-    def _decode(self, index: int) -> torch.Tensor:
+    def _origin(self, index: int) -> tuple[str, dict]:
+        key = int(self.keys[index])
+        return self._where(key, int(self.offsets[index])), {"path": self.path_rec, "key": key}
+
+    def _encoded(self, index: int) -> bytes:
         key, offset = int(self.keys[index]), int(self.offsets[index])
-        _, _, body = self._unpack(key, offset, self._record(key, offset))
+        return self._unpack(key, offset, self._record(key, offset))[2]
+
+    def _decode(self, index: int) -> torch.Tensor:
         try:
-            return decode_image(body, self.image_size, "RGB")
-        except ValueError as exc:
-            raise ValueError(f"{self._where(key, offset)}: {exc}") from None
+            return decode_image(self._encoded(index), self.image_size, "RGB")
+        except CorruptSampleError as exc:
+            if exc.key is not None:  # the record itself is broken: its message names it already
+                raise
+            key, offset = int(self.keys[index]), int(self.offsets[index])
+            raise self._bad(key, offset, str(exc)) from None
 
     def _keep(self, keep: np.ndarray) -> None:
         self.keys, self.offsets = self.keys[keep], self.offsets[keep]
