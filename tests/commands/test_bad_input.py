@@ -17,9 +17,9 @@ import pytest
 import torch
 
 from veriloss._io import LOCK_NAME, OutputLock
+from veriloss.checkpoint import load_checkpoint
 from veriloss.cli import main
 from veriloss.train import Trainer
-from veriloss.train.checkpoint import load_checkpoint
 
 from ..train.test_trainer import TINY, tiny_config
 
@@ -312,3 +312,36 @@ def test_a_corrupt_sample_stops_the_run_with_a_checkpoint_and_resume_continues(t
     assert load_checkpoint(tmp_path)["step"] == 2
     resumed = Trainer(config, tmp_path, resume=True, **QUIET)
     assert resumed.step == 2 and resumed.fit()["status"] == "finished"
+
+
+def test_a_corrupt_member_of_an_image_zip_is_one_line_before_training(tmp_path, capsys):
+    import zipfile
+
+    from ..data.test_corrupt import _member_data_offset, _omniglot_zip
+
+    root = tmp_path / "omniglot"
+    root.mkdir()
+    names = _omniglot_zip(root / "images_background.zip")
+    _omniglot_zip(root / "images_evaluation.zip")
+    raw = bytearray((root / "images_background.zip").read_bytes())
+    start = _member_data_offset(bytes(raw), zipfile.ZipFile(root / "images_background.zip").getinfo(names[4]))
+    raw[start] = 0xFF  # a reserved deflate block type
+    (root / "images_background.zip").write_bytes(bytes(raw))
+    args = ["train", "omniglot_arcface", "--out", str(tmp_path / "run"), "--set", f"data.root={root}"]
+    assert main(args) == 2
+    _one_error_line(capsys, "train", names[4], "corrupt compressed data")
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+def test_a_truncated_image_in_a_folder_fails_before_training(tmp_path):
+    from ..data.test_corrupt import _image_folder
+
+    for split in ("train", "test"):
+        _image_folder(tmp_path / split)
+    png = tmp_path / "test" / "a" / "img1.png"
+    png.write_bytes(png.read_bytes()[:60])
+    config = tiny_config("batch_size=2", "max_steps=1")
+    config["data"] = {"name": "image-folder", "train_root": str(tmp_path / "train"), "test_root": str(png.parents[1])}
+    with pytest.raises(ValueError, match=r"img1\.png.*truncated PNG"):
+        Trainer(config, tmp_path / "run", **QUIET)
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()

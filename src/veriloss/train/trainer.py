@@ -27,7 +27,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from .. import heads, models, pairwise
 from .._io import OutputLock, output_dir, write_text
-from ..data import PKSampler, build_dataset
+from ..checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
+from ..data import PKSampler, build_dataset, verify_dataset
 from ..heads import sharded
 from ..heads.alpha import A3MIHead
 from ..protocols import all_pairs
@@ -37,7 +38,6 @@ from ..report.plots import det_plot, roc_plot
 from ..report.tables import DEFAULT_FARS, system_metrics, write_metrics
 from . import distributed as D
 from .callbacks import MarginWarmup
-from .checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from .resume import describe_changes, unsafe_changes
 from .sparse_optim import LazySGD
 
@@ -325,6 +325,9 @@ class Trainer:
 
         self.train_set = build_dataset(config["data"], "train")
         self.test_set = build_dataset(config["data"], "test")
+        for dataset in (self.train_set, self.test_set):  # headers of every sample: a corrupt one fails now
+            for message in verify_dataset(dataset):  # with data.skip_corrupt: dropped, and said
+                self.log(f"skipped: {message}")
         model_cfg = dict(config["model"])
         name = model_cfg.pop("name")
         model_cfg.setdefault("in_channels", self.train_set.channels)
