@@ -1,4 +1,5 @@
-"""Checkpoints: plain data (tensors, numbers, strings, lists, dicts) written atomically and read without running code.
+"""Checkpoints of :class:`veriloss.train.Trainer`: plain data (tensors, numbers, strings, lists, dicts), written
+atomically and read without running code.
 
 Writing goes through a temporary file, fsync and rename: an interrupted write leaves the previous checkpoint intact.
 Reading uses ``torch.load(weights_only=True)``, whose unpickler admits only tensors and Python containers, so a
@@ -14,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .._io import atomic_write
+from ._io import atomic_write
 
 __all__ = [
     "CHECKPOINT_NAME",

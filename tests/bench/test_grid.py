@@ -9,8 +9,8 @@ import pytest
 
 from veriloss.bench import expand_grid, parse_grid
 from veriloss.bench.grid import split_values
-from veriloss.commands.train import recipe_path
 from veriloss.train import load_config
+from veriloss.train.config import recipe_path
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,8 @@ import json
 import pytest
 
 from veriloss.bench import available_suites, load_suite, suite_variants
-from veriloss.commands.train import recipe_path
 from veriloss.train import load_config
+from veriloss.train.config import recipe_path
 
 OMNIGLOT = [
     "softmax", "normface", "sphereface", "cosface", "arcface", "arcface-tuned", "combined", "elasticface-arc",

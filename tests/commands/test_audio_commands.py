@@ -15,9 +15,9 @@ import pytest
 import torch
 
 from veriloss.cli import main
-from veriloss.commands.embed import load_backbone
 from veriloss.data.audio import SyntheticSpeakers
 from veriloss.metrics import auc, eer, min_dcf, tar_at_far
+from veriloss.models import load_backbone
 
 from ..data.test_audio_chunks import _starts
 from ..voxceleb_data import VOX
@@ -169,7 +169,7 @@ def test_embed_test_split_then_eval_all_pairs_reproduces_the_trainer(run_dir, co
 
 
 def test_embeddings_equal_a_direct_computation(run_dir, corpus, tmp_path):
-    backbone, _ = load_backbone(run_dir)
+    backbone = load_backbone(run_dir)
     keys = [_test_key(k, j) for k in range(4) for j in range(4)]
     waves = [_wave(corpus / "wav" / k) for k in keys]
     assert [w.shape[-1] for w in waves] == TEST_LENGTHS * 4

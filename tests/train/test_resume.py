@@ -12,8 +12,8 @@ import json
 import pytest
 import torch
 
+from veriloss.checkpoint import load_checkpoint
 from veriloss.train import Trainer, load_config
-from veriloss.train.checkpoint import load_checkpoint
 
 from .test_trainer import TINY, _InterruptAt, _state
 

@@ -14,9 +14,9 @@ import torch.distributed as dist
 
 from tests.processes import run_processes
 from tests.train.test_trainer import TINY
+from veriloss.checkpoint import load_checkpoint
 from veriloss.heads.sharded import ShardedA3MIHead
 from veriloss.train import Trainer, load_config
-from veriloss.train.checkpoint import load_checkpoint
 
 # 13 classes: ranks own 7 and 6; grad_clip small enough to clip at every step (the clipped step depends on the
 # norm over both ranks' slices); momentum and weight decay: the optimizer state of W goes through the checkpoint

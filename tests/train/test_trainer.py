@@ -12,10 +12,10 @@ import pytest
 import torch
 
 from tests.processes import run_processes
+from veriloss.checkpoint import load_checkpoint, save_atomic
 from veriloss.cli import main
 from veriloss.train import Trainer, load_config
 from veriloss.train.callbacks import MarginWarmup
-from veriloss.train.checkpoint import load_checkpoint, save_atomic
 
 TINY = [
     "data.name=synthetic",

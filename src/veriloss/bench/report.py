@@ -74,7 +74,7 @@ def _history_epochs(run_dir: Path) -> dict[str, float]:
 
 def run_record(spec: RunSpec, far: Sequence[float] = REPORT_FARS) -> dict:
     """One run as the report sees it: status, metrics at ``far`` (when finished), α statistics, wall time."""
-    from ..train.checkpoint import CHECKPOINT_NAME
+    from ..checkpoint import CHECKPOINT_NAME
 
     book = {}
     try:

@@ -178,7 +178,7 @@ def _recorded_config(run_dir: Path) -> dict | None:
     done = read_finished(run_dir)
     if done is not None and "config" in done.get("meta", {}):
         return done["meta"]["config"]
-    from ..train.checkpoint import CHECKPOINT_NAME, load_checkpoint
+    from ..checkpoint import CHECKPOINT_NAME, load_checkpoint
 
     if (run_dir / CHECKPOINT_NAME).exists():
         return load_checkpoint(run_dir / CHECKPOINT_NAME)["config"]
@@ -187,7 +187,7 @@ def _recorded_config(run_dir: Path) -> dict | None:
 
 def run_state(spec: RunSpec) -> str:
     """ "finished", "partial" (a checkpoint to resume) or "new"; ``ValueError`` if the folder holds another config."""
-    from ..train.checkpoint import CHECKPOINT_NAME
+    from ..checkpoint import CHECKPOINT_NAME
 
     recorded = _recorded_config(spec.dir)
     changes = config_changes(recorded, spec.config) if recorded is not None else {}
@@ -227,7 +227,7 @@ def _capturing_trainer():
 
 
 def _train(run_dir: Path, config: dict, threads: int, far: Sequence[float], log: Callable[[str], None]) -> str:
-    from ..train.checkpoint import CHECKPOINT_NAME
+    from ..checkpoint import CHECKPOINT_NAME
 
     book = _read_book(run_dir) or {"sessions": []}
     book["config"] = config

@@ -100,13 +100,15 @@ def compute_scores(run_dir: str | os.PathLike, far: Sequence[float]) -> Path:
     Used for a run whose scores were not captured at the end of training; the embeddings are those of
     :meth:`veriloss.train.Trainer.evaluate` (the final backbone, float32, eval mode).
     """
-    from ..commands.embed import load_backbone
+    from ..checkpoint import load_checkpoint
     from ..data import build_dataset
+    from ..models import load_backbone
     from ..protocols import all_pairs
     from ..train import embed
 
     run_dir = Path(run_dir)
-    backbone, config = load_backbone(run_dir)
+    state = load_checkpoint(run_dir)
+    backbone, config = load_backbone(state), state["config"]
     test_set = build_dataset(config["data"], "test")
     emb = embed(backbone, test_set, batch_size=int(config["validate"]["batch_size"]))
     result = all_pairs(emb, test_set.labels, far=list(far))

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..train.config import DEFAULTS, apply_override, load_config, merge, read_yaml
+from ..train.config import DEFAULTS, apply_override, load_config, merge, packaged_file, read_yaml, recipe_path
 from .runner import Variant, make_variant
 
 __all__ = ["SUITES_DIR", "Suite", "SuiteEntry", "available_suites", "load_suite", "suite_path", "suite_variants"]
@@ -59,18 +59,10 @@ def available_suites() -> list[str]:
 
 def suite_path(name: str | os.PathLike) -> Path:
     """``name`` itself when it is a file, else the packaged suite ``veriloss/configs/suites/<name>.yaml``."""
-    path = Path(name)
-    if path.is_file():
-        return path
-    packaged = SUITES_DIR / f"{path.stem}.yaml"
-    if path.suffix in ("", ".yaml") and packaged.is_file():
-        return packaged
-    raise ValueError(f"suite {str(name)!r} is neither a file nor a packaged suite ({', '.join(available_suites())})")
+    return packaged_file(name, SUITES_DIR, "suite")
 
 
 def _base_path(base: object, suite_file: Path) -> Path:
-    from ..commands.train import recipe_path
-
     if not isinstance(base, str) or not base:
         raise ValueError(f"suite {str(suite_file)!r}: 'base' must name a recipe (e.g. omniglot_softmax), got {base!r}")
     beside = suite_file.parent / base

@@ -88,8 +88,7 @@ def run(args: argparse.Namespace) -> int:
         args.bench_parser.print_help()
         return 2
     from ..bench import expand_grid, load_suite, parse_grid, suite_variants
-    from ..train import load_config
-    from .train import recipe_path
+    from ..train.config import load_config, recipe_path
 
     if args.bench_command == "losses":
         suite = load_suite(args.suite)

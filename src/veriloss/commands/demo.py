@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .train import add_resume_arguments, recipe_path, train_and_report
+from .train import add_resume_arguments, train_and_report
 
 #: a run of seconds for smoke tests and CI (same pipeline, tiny sizes)
 QUICK = (
@@ -37,7 +37,7 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..train import load_config
+    from ..train.config import load_config, recipe_path
 
     config = load_config(recipe_path("demo"), [*(QUICK if args.quick else ()), *args.overrides])
     data = config["data"]

@@ -46,18 +46,6 @@ def add_parser(sub) -> None:
     p.set_defaults(run=run)
 
 
-def load_backbone(checkpoint: Path):
-    """The backbone of a checkpoint (eval mode) and the checkpoint's config."""
-    from .. import models
-    from ..train import load_checkpoint
-
-    state = load_checkpoint(checkpoint)
-    backbone = models.create(**state["model_args"])
-    # the trainer converts BatchNorm for torch.distributed; its state dict keys are those of plain BatchNorm
-    backbone.load_state_dict(state["backbone"])
-    return backbone.eval(), state["config"]
-
-
 def chunking(args: argparse.Namespace, data: dict) -> tuple[float | None, float | None]:
     """(chunk_seconds, chunk_hop) for a speaker model: the command line's, else the config's ``data`` section's."""
     if args.whole_utterances:
@@ -74,8 +62,10 @@ def chunking(args: argparse.Namespace, data: dict) -> tuple[float | None, float 
 
 def run(args: argparse.Namespace) -> int:
     from .._io import OutputLock, output_file
+    from ..checkpoint import load_checkpoint
     from ..data import ImageFolder, build_dataset
     from ..data.audio import from_folder, set_embedding_chunks
+    from ..models import load_backbone
     from ..models.speaker import WaveformBackbone
     from ..train import embed
 
@@ -89,7 +79,8 @@ def run(args: argparse.Namespace) -> int:
         "keys": out.with_name(out.stem + ".keys.txt"),
     }
     with OutputLock(out.parent, f"embedding output {out.stem!r} in", name=f".{out.stem}.veriloss.lock"):
-        backbone, config = load_backbone(args.checkpoint)
+        state = load_checkpoint(args.checkpoint)
+        backbone, config = load_backbone(state), state["config"]
         audio = isinstance(backbone, WaveformBackbone)
         if not audio and (args.chunk_seconds is not None or args.chunk_hop is not None or args.whole_utterances):
             raise ValueError("--chunk-seconds, --chunk-hop and --whole-utterances apply to speaker models only")

@@ -17,9 +17,8 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from .._io import output_file
-    from ..models import check_onnx, export_onnx
+    from ..models import check_onnx, export_onnx, load_backbone
     from ..models.export import check_opset
-    from .embed import load_backbone
 
     check_opset(args.opset, dynamo=False)
     output_file(args.onnx, "--onnx")
@@ -27,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
         import onnx  # noqa: F401
     except ImportError:
         raise ImportError("veriloss export needs the onnx package: pip install onnx (or veriloss[onnx])") from None
-    backbone, _ = load_backbone(args.checkpoint)
+    backbone = load_backbone(args.checkpoint)
     path = export_onnx(backbone, args.onnx, opset=args.opset)
     print(f"wrote {path}")
     if not args.no_check:

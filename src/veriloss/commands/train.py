@@ -40,21 +40,9 @@ def format_metrics(record: dict) -> str:
     return metrics_markdown([record])
 
 
-def recipe_path(name: str | Path) -> Path:
-    """``name`` itself when it is a file, else the packaged recipe ``veriloss/configs/<name>.yaml``."""
-    path = Path(name)
-    if path.is_file():
-        return path
-    packaged = Path(__file__).resolve().parents[1] / "configs" / f"{path.stem}.yaml"
-    if packaged.is_file():
-        return packaged
-    known = sorted(p.stem for p in packaged.parent.glob("*.yaml"))
-    raise ValueError(f"config {str(name)!r} is neither a file nor a packaged recipe ({', '.join(known)})")
-
-
 def run(args: argparse.Namespace) -> int:
     from ..train import distributed as D
-    from ..train import load_config
+    from ..train.config import load_config, recipe_path
 
     config = load_config(recipe_path(args.config), args.overrides)
     D.init_from_env("auto")

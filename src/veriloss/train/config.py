@@ -14,6 +14,7 @@ import copy
 import difflib
 import itertools
 import math
+import os
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -60,7 +61,9 @@ __all__ = [
     "apply_override",
     "load_config",
     "merge",
+    "packaged_file",
     "read_yaml",
+    "recipe_path",
     "validate_config",
 ]
 
@@ -704,6 +707,31 @@ def read_yaml(path: str | Path) -> tuple[Any, dict[str, int]]:
     lines: dict[str, int] = {}
     _key_lines(node, "", lines)  # after construction: merge keys (<<) are flattened into the nodes by then
     return data, lines
+
+
+#: the recipes installed with the package (``veriloss train omniglot_arcface``)
+CONFIGS_DIR = Path(__file__).resolve().parents[1] / "configs"
+
+
+def packaged_file(name: str | os.PathLike, folder: Path, kind: str) -> Path:
+    """``name`` itself when it is a file, else ``folder/<name>.yaml`` (``kind`` names it in the error)."""
+    path = Path(name)
+    if path.is_file():
+        return path
+    packaged = folder / f"{path.stem}.yaml"
+    if path.suffix in ("", ".yaml") and packaged.is_file():
+        return packaged
+    known = ", ".join(sorted(p.stem for p in folder.glob("*.yaml")))
+    raise ValueError(f"{kind} {str(name)!r} is neither a file nor a packaged {kind} ({known})")
+
+
+def recipe_path(name: str | os.PathLike) -> Path:
+    """``name`` itself when it is a file, else the packaged recipe ``veriloss/configs/<name>.yaml``.
+
+    >>> recipe_path("omniglot_arcface").name
+    'omniglot_arcface.yaml'
+    """
+    return packaged_file(name, CONFIGS_DIR, "recipe")
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> dict:
