@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import math
+import operator
+from collections.abc import Callable, Mapping
 
+import numpy as np
 import torch
 
 __all__ = [
@@ -11,13 +14,16 @@ __all__ = [
     "check_embeddings",
     "check_finite_tensor",
     "check_in_range",
+    "check_int",
     "check_labels",
     "check_positive",
+    "check_real",
+    "exponent_limit",
+    "is_bool",
 ]
 
 
-def check_embeddings(x: torch.Tensor, name: str = "embeddings", dim: int | None = None) -> None:
-    """``x`` must be a non-empty, finite, floating-point B×d tensor (d == ``dim`` when given)."""
+def _check_embedding_structure(x: torch.Tensor, name: str, dim: int | None) -> None:
     if not isinstance(x, torch.Tensor):
         raise ValueError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
     if x.dim() != 2:
@@ -28,6 +34,11 @@ def check_embeddings(x: torch.Tensor, name: str = "embeddings", dim: int | None 
         raise ValueError(f"{name} must have {dim} features per row, got shape {tuple(x.shape)}")
     if not x.is_floating_point():
         raise ValueError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
+
+
+def check_embeddings(x: torch.Tensor, name: str = "embeddings", dim: int | None = None) -> None:
+    """``x`` must be a non-empty, finite, floating-point B×d tensor (d == ``dim`` when given)."""
+    _check_embedding_structure(x, name, dim)
     check_finite_tensor(x, name)
 
 
@@ -38,8 +49,7 @@ def check_finite_tensor(x: torch.Tensor, name: str) -> None:
         raise ValueError(f"{name} contains {bad} non-finite value(s) (NaN or inf); check the inputs upstream")
 
 
-def check_labels(y: torch.Tensor, batch: int, num_classes: int | None = None, name: str = "labels") -> None:
-    """``y`` must be a 1-D integer tensor of length ``batch`` with values in [0, num_classes)."""
+def _check_label_structure(y: torch.Tensor, batch: int, name: str) -> None:
     if not isinstance(y, torch.Tensor):
         raise ValueError(f"{name} must be a torch.Tensor, got {type(y).__name__}")
     if y.dim() != 1:
@@ -50,36 +60,102 @@ def check_labels(y: torch.Tensor, batch: int, num_classes: int | None = None, na
         raise ValueError(f"{name} must be an integer tensor (class indices), got dtype {y.dtype}")
     if batch == 0:
         raise ValueError(f"{name} is empty; pass at least one sample")
-    lo, hi = int(y.min()), int(y.max())
+
+
+def _check_label_range(lo: int, hi: int, num_classes: int | None, name: str) -> None:
     if lo < 0:
         raise ValueError(f"{name} must be non-negative class indices, got minimum {lo}")
     if num_classes is not None and hi >= num_classes:
         raise ValueError(f"{name} must be < num_classes={num_classes}, got maximum {hi}")
 
 
-def check_batch(x: torch.Tensor, y: torch.Tensor, num_classes: int | None = None, dim: int | None = None) -> None:
-    """Validate a batch of embeddings (B×d) and labels (B,) together."""
-    check_embeddings(x, "embeddings", dim)
-    check_labels(y, x.shape[0], num_classes)
+def check_labels(y: torch.Tensor, batch: int, num_classes: int | None = None, name: str = "labels") -> None:
+    """``y`` must be a 1-D integer tensor of length ``batch`` with values in [0, num_classes)."""
+    _check_label_structure(y, batch, name)
+    lo, hi = torch.stack([y.detach().min(), y.detach().max()]).tolist()  # one host synchronization
+    _check_label_range(int(lo), int(hi), num_classes, name)
+
+
+def check_batch(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    num_classes: int | None = None,
+    dim: int | None = None,
+    magnitudes: Callable[[], Mapping[str, torch.Tensor]] | None = None,
+) -> dict[str, float]:
+    """Validate a batch of embeddings (B×d) and labels (B,) together, with one host synchronization.
+
+    ``magnitudes`` (called after the structural checks) returns device scalars that travel in the same transfer
+    (e.g. the largest embedding norm, for a loss that must refuse values float32 cannot hold); they are returned as
+    Python floats once the batch is known to be finite and the labels in range.
+    """
+    _check_embedding_structure(x, "embeddings", dim)
+    _check_label_structure(y, x.shape[0], "labels")
+    extra = dict(magnitudes()) if magnitudes is not None else {}
+    yd = y.detach()
+    parts = [torch.isfinite(x.detach()).all(), yd.min(), yd.max(), *extra.values()]
+    values = torch.stack([p.detach().reshape(()).to(torch.float64) for p in parts]).tolist()  # the one sync
+    if not values[0]:
+        check_finite_tensor(x, "embeddings")  # raises, counting the bad values
+    _check_label_range(int(values[1]), int(values[2]), num_classes, "labels")
+    return dict(zip(extra, values[3:]))
+
+
+def exponent_limit(dtype: torch.dtype) -> int:
+    """The largest binary exponent of ``dtype`` (127 for float32): ``2**exponent_limit`` is about its max."""
+    return math.frexp(torch.finfo(dtype).max)[1] - 1
+
+
+def is_bool(value: object) -> bool:
+    """True for Python/numpy booleans and boolean tensors: not numbers as far as parameters go."""
+    return isinstance(value, (bool, np.bool_)) or (isinstance(value, torch.Tensor) and value.dtype == torch.bool)
+
+
+def check_real(value: object, name: str) -> float:
+    """``value`` as a Python float; bools, strings and bytes are rejected (``True`` is not α = 1, "0.5" not 0.5)."""
+    if is_bool(value) or isinstance(value, (str, bytes)):
+        raise ValueError(f"{name} must be a real number, got {value!r} ({type(value).__name__})")
+    try:
+        return float(value)
+    except (TypeError, ValueError, RuntimeError):
+        raise ValueError(f"{name} must be a real number, got {value!r}") from None
 
 
 def check_positive(value: float, name: str, strict: bool = True) -> float:
-    """A finite real > 0 (or ≥ 0 when ``strict`` is False)."""
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a real number, got {value!r}") from None
+    """A finite real > 0 (or ≥ 0 when ``strict`` is False); bools and strings are rejected."""
+    v = check_real(value, name)
     if not math.isfinite(v) or (v <= 0 if strict else v < 0):
         raise ValueError(f"{name} must be {'>' if strict else '≥'} 0 and finite, got {value!r}")
     return v
 
 
 def check_in_range(value: float, name: str, lo: float, hi: float) -> float:
-    """A finite real in the closed interval [lo, hi]."""
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a real number, got {value!r}") from None
+    """A finite real in the closed interval [lo, hi]; bools and strings are rejected."""
+    v = check_real(value, name)
     if not (math.isfinite(v) and lo <= v <= hi):
         raise ValueError(f"{name} must be in [{lo}, {hi}], got {value!r}")
+    return v
+
+
+def check_int(
+    value: object, name: str, minimum: int | None = None, maximum: int | None = None, what: str | None = None
+) -> int:
+    """An integer size or count as a Python int: ints, numpy integers and one-element integer tensors are accepted
+    (``operator.index``); bools, floats and strings are rejected, as are values outside [minimum, maximum].
+    ``what`` replaces the default description ("an integer ≥ 1") in the message."""
+    if what is None:
+        if minimum is not None and maximum is not None:
+            what = f"an integer in [{minimum}, {maximum}]"
+        elif minimum is not None:
+            what = f"an integer ≥ {minimum}"
+        else:
+            what = "an integer"
+    if is_bool(value):
+        raise ValueError(f"{name} must be {what}, got {value!r} (a bool)")
+    try:
+        v = operator.index(value)
+    except TypeError:
+        raise ValueError(f"{name} must be {what}, got {value!r} ({type(value).__name__})") from None
+    if (minimum is not None and v < minimum) or (maximum is not None and v > maximum):
+        raise ValueError(f"{name} must be {what}, got {value!r}")
     return v

@@ -24,22 +24,20 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .._checks import check_labels
+from .._checks import check_labels, check_real
 
 __all__ = ["AlphaSolution", "alpha_divergence_loss", "alpha_divergence_loss_with_stats", "alpha_softargmax"]
 
 _INITIAL_CANDIDATES = 32
 _MAX_NEWTON_STEPS = 200
+_SAFE_SCALE = 2.0**256  # rows with a measure scale max(q)^(α−1) in [1/_SAFE_SCALE, _SAFE_SCALE] are solved as given
 
 
 # --------------------------------------------------------------------------------------------------------------
 # validation
 # --------------------------------------------------------------------------------------------------------------
 def _check_alpha(alpha: float) -> float:
-    try:
-        a = float(alpha)
-    except (TypeError, ValueError):
-        raise ValueError(f"alpha must be a real number ≥ 1, got {alpha!r}") from None
+    a = check_real(alpha, "alpha")  # a bool is not α = 1, a string not a number
     if not math.isfinite(a) or a < 1.0:
         raise ValueError(f"alpha must be finite and ≥ 1 (α = 1 is softmax), got {alpha!r}")
     return a
@@ -152,6 +150,22 @@ def _solve_threshold(w: torch.Tensor, qc: torch.Tensor, beta: float, lower: torc
     return c
 
 
+def _measure_scale(qc: torch.Tensor, alpha: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per row, ``(q̄, λ)`` for the solve in scaled units, by ``p(z; q) = p(λ z; q/q̄)`` with ``λ = q̄^(α−1)``:
+    (1, 1) when λ of ``q̄ = max qc`` is within [2^-256, 2^256] (rows solved exactly as given), else q̄ and λ (λ
+    clamped to [0, 2^1000]). Without it a measure such as q = 1e-300 at α = 3 puts the root at −1e600 (NaN)."""
+    qbar = qc.amax(dim=1)
+    lam = torch.exp((alpha - 1.0) * torch.log(qbar))
+    safe = (lam >= 1.0 / _SAFE_SCALE) & (lam <= _SAFE_SCALE)
+    one = torch.ones_like(qbar)
+    return torch.where(safe, one, qbar), torch.where(safe, one, lam.clamp(max=2.0**1000))
+
+
+def _scaled(w: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
+    """``λ·w`` per row, −inf (excluded classes) kept as −inf also where λ underflows to 0."""
+    return torch.where(torch.isinf(w), w, w * lam[:, None])
+
+
 def _gather_measure(q: torch.Tensor | None, rows: torch.Tensor | None, idx: torch.Tensor) -> torch.Tensor:
     """q at the classes ``idx`` (R×k) of rows ``rows`` (None: all rows); q is None, (K,) or (B, K)."""
     if q is None:
@@ -194,6 +208,9 @@ def solve(
     2. Otherwise the root c_k of the candidates alone is a lower bound of the true root (more classes only add
        mass), so the support lies within ``{j : w_j > c_k}``: those classes are gathered (one masked pass) and the
        row is solved on them, starting from c_k. Exact by construction, whatever the support size.
+
+    A row whose measure is extreme (``max(q)^(α−1)`` outside [2^-256, 2^256]) is solved in scaled units (see
+    :func:`_measure_scale`); its τ may then be −inf (λ underflows: every class is in the support).
     """
     B, K = z.shape
     beta = 1.0 / (alpha - 1.0)
@@ -214,22 +231,27 @@ def solve(
     qc = measure(None, idx)
     top = v[:, 0]
     w = (alpha - 1.0) * (v - top[:, None])  # ≤ 0 per row; −inf for excluded classes
-    c = _solve_threshold(w, qc, beta)
+    if q is None and target is None:  # unit measure: nothing to rescale
+        qbar = lam = torch.ones_like(top)
+    else:
+        qbar, lam = _measure_scale(qc, alpha)
+        qc, w = qc / qbar[:, None], _scaled(w, lam)
+    c = _solve_threshold(w, qc, beta)  # in the scaled units of w; c/λ in the logits' units
     done = c >= w[:, -1] if k < K else torch.ones_like(c, dtype=torch.bool)
     p = qc * (w - c[:, None]).clamp_min(0.0).pow(beta)
-    index, prob, tau = idx, p / p.sum(dim=1, keepdim=True), top + (c + 1.0) / (alpha - 1.0)
+    index, prob, tau = idx, p / p.sum(dim=1, keepdim=True), top + (c / lam + 1.0) / (alpha - 1.0)
     if bool(done.all()):
         return AlphaSolution(index=index, prob=prob, tau=tau)
 
     # second pass, for the rows whose support may reach past the top-k
     rows = (~done).nonzero(as_tuple=True)[0]
     zr = z if rows.numel() == B else z[rows]
-    thr = (top[rows] + c[rows] / (alpha - 1.0)).to(z.dtype)
+    thr = (top[rows] + c[rows] / lam[rows] / (alpha - 1.0)).to(z.dtype)
     thr = torch.nextafter(thr, torch.full_like(thr, -math.inf))  # round down: never drop a support member
     idx2, valid = _candidates_above(zr, thr)
     v2 = torch.where(valid, zr.gather(1, idx2).double(), -math.inf)
-    qc2 = torch.where(valid, measure(rows, idx2), 1.0)
-    w2 = (alpha - 1.0) * (v2 - top[rows, None])
+    qc2 = torch.where(valid, measure(rows, idx2), 1.0) / qbar[rows, None]
+    w2 = _scaled((alpha - 1.0) * (v2 - top[rows, None]), lam[rows])
     c2 = _solve_threshold(w2, qc2, beta, lower=c[rows])
     p2 = qc2 * (w2 - c2[:, None]).clamp_min(0.0).pow(beta)
     p2 = p2 / p2.sum(dim=1, keepdim=True)
@@ -238,7 +260,7 @@ def solve(
     prob = torch.cat([prob, prob.new_zeros(B, width - prob.shape[1])], dim=1)
     index[rows] = torch.cat([idx2, idx2[:, :1].expand(-1, width - idx2.shape[1])], dim=1)
     prob[rows] = torch.cat([p2, p2.new_zeros(p2.shape[0], width - p2.shape[1])], dim=1)
-    tau[rows] = top[rows] + (c2 + 1.0) / (alpha - 1.0)
+    tau[rows] = top[rows] + (c2 / lam[rows] + 1.0) / (alpha - 1.0)
     return AlphaSolution(index=index, prob=prob, tau=tau)
 
 
@@ -262,10 +284,16 @@ class _AlphaSoftargmax(torch.autograd.Function):
         p, q = ctx.saved_tensors
         alpha = ctx.alpha
         s = torch.where(p > 0, p.clamp_min(torch.finfo(p.dtype).tiny).pow(2.0 - alpha), torch.zeros_like(p))
+        scale = None
         if ctx.has_q:
-            s = s * q.to(p.dtype).pow(alpha - 1.0)
+            # q^{α−1} = q̄^{α−1} (q/q̄)^{α−1} per row (q̄ = max q): the mean below is free of the factor q̄^{α−1}, which
+            # multiplies the result last (0 for q = 1e-300 at α = 3 instead of 0/0; saturated at the dtype's max)
+            qbar = q.amax(dim=-1, keepdim=True)
+            s = s * (q / qbar).to(p.dtype).pow(alpha - 1.0)
+            scale = qbar.double().pow(alpha - 1.0).clamp(max=torch.finfo(p.dtype).max).to(p.dtype)
         mean = (s * grad_p).sum(dim=1, keepdim=True) / s.sum(dim=1, keepdim=True)
-        return s * (grad_p - mean), None, None
+        grad = s * (grad_p - mean)
+        return (grad if scale is None else grad * scale), None, None
 
 
 class _SparseGradient(torch.autograd.Function):
@@ -291,11 +319,14 @@ class _SparseGradient(torch.autograd.Function):
 
 
 def _loss_from_solution(z, y, alpha, q, target_q, sol: AlphaSolution) -> torch.Tensor:
-    """``Σ_j p_j (z_j − z_y) + (q_y^{1−α} − Σ_j q_j^{1−α} p_j^α) / (α(α−1))`` per row, in float64."""
+    """``Σ_j p_j (z_j − z_y) + (q_y^{1−α} − Σ_j q_j^{1−α} p_j^α) / (α(α−1))`` per row, in float64.
+
+    Where ``q_j^{1−α}`` overflows (q_j = 1e-300 at α = 3) the term ``q_j^{1−α} p_j^α`` is computed in log space, not as
+    inf·0, so it is finite whenever it is representable. A loss that ``z.dtype`` cannot hold (a tiny q_y makes the
+    zero-loss margin ``q_y^{1−α}/(α−1)`` astronomically large) raises a ``ValueError`` (checked with the target
+    logits, in the same host synchronization)."""
     rows = torch.arange(z.shape[0], device=z.device)
     zy = z[rows, y].double()
-    if not bool(torch.isfinite(zy).all()):
-        raise ValueError("the target logits z[i, y_i] must be finite")
     zc = z.gather(1, sol.index).double()
     p = sol.prob
     qc = _gather_measure(q, None, sol.index)
@@ -305,10 +336,34 @@ def _loss_from_solution(z, y, alpha, q, target_q, sol: AlphaSolution) -> torch.T
         qc = torch.where(sol.index == y[:, None], tq[:, None], qc)
         qy = tq
     linear = torch.where(p > 0, p * (zc - zy[:, None]), torch.zeros_like(p)).sum(dim=1)
-    entropy = (qc.pow(1.0 - alpha) * p.pow(alpha)).sum(dim=1)
+    if q is None and target_q is None:
+        entropy = p.pow(alpha).sum(dim=1)
+    else:  # q_j^{1−α} is inf for a tiny q_j: then exp((1−α) log q_j + α log p_j), finite (0 where p_j = 0)
+        qpow = qc.pow(1.0 - alpha)
+        entropy = torch.where(
+            torch.isfinite(qpow), qpow * p.pow(alpha), torch.exp((1.0 - alpha) * qc.log() + alpha * p.log())
+        ).sum(dim=1)
     loss = linear + (qy.pow(1.0 - alpha) - entropy) / (alpha * (alpha - 1.0))
     # L ≥ 0 exactly; rounding can leave −1e-16
-    return loss.clamp_min(0.0)
+    loss = loss.clamp_min(0.0)
+    limit = torch.finfo(z.dtype).max
+    if not bool(torch.isfinite(zy).all() & (loss <= limit).all()):  # the one host synchronization
+        if not bool(torch.isfinite(zy).all()):
+            raise ValueError("the target logits z[i, y_i] must be finite")
+        bad = ~(loss <= limit)
+        worst = float(qy[bad].min())
+        log10 = (1.0 - alpha) * math.log10(worst) - math.log10(alpha * (alpha - 1.0))
+        if log10 > math.log10(limit) - 1:
+            raise ValueError(
+                f"the α-divergence loss is not representable in {z.dtype}: with the target's reference weight"
+                f" q_y = {worst:.3g} at α = {alpha:g}, the term q_y^(1−α)/(α(α−1)) alone is about 10^{log10:.1f}; use"
+                " a larger q_y (the zero-loss margin is q_y^(1−α)/(α−1) logits) or compute in float64"
+            )
+        raise ValueError(
+            f"the α-divergence loss reaches {float(loss[bad].max()):.3g}, beyond what {z.dtype} holds: the logits"
+            f" (up to {float(zc.abs().max()):.3g} in magnitude) are too large; rescale them or compute in float64"
+        )
+    return loss
 
 
 def _measure_2d(qt: torch.Tensor | None, shape: torch.Size) -> torch.Tensor | None:

@@ -4,12 +4,19 @@ Every function returns the B×K matrix ``d(x_i, W_j)``. The Lp family (euclidean
 chebyshev, bray-curtis, mahalanobis) goes through :func:`torch.cdist`, which never materializes the B×K×d
 differences and has finite (sub)gradients at zero distance; canberra needs the B×K×d differences (memory
 ``B·K·d`` floats).
+
+Range: :func:`scaled_pairwise_distance` first multiplies x and W by one exact power of two that brings their largest
+magnitude into [¼, ½) (so ``|x_i − w_i| < 1`` and no power in the Lp sums overflows), and returns the distances of
+the scaled inputs with the exponent: ``d = d_s · 2^-k``. The Lp distances are 1-homogeneous (k undoes the scaling);
+cosine, canberra and bray-curtis are scale-invariant (k = 0). :func:`pairwise_distance` applies the exponent, so it
+is inf only where a distance itself exceeds the dtype's range; the harmonic head works with ``log d`` directly.
 """
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
+
+from .normalize import _pow2, _scale_exponent, cosine_matrix, mul_pow2
 
 __all__ = [
     "DISTANCES",
@@ -22,6 +29,7 @@ __all__ = [
     "manhattan_distance",
     "minkowski_distance",
     "pairwise_distance",
+    "scaled_pairwise_distance",
 ]
 
 #: names accepted by :func:`pairwise_distance` (and the harmonic head's ``distance``)
@@ -47,8 +55,8 @@ def euclidean_distance(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
 
 
 def cosine_distance(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    """``1 − cos θ = 1 − x̂·ŵ`` ∈ [0, 2]."""
-    return 1.0 - (F.normalize(x, dim=1) @ F.normalize(w, dim=1).t()).clamp(-1.0, 1.0)
+    """``1 − cos θ = 1 − x̂·ŵ`` ∈ [0, 2] (scale-invariant for any finite rows)."""
+    return 1.0 - cosine_matrix(x, w)
 
 
 def manhattan_distance(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
@@ -89,17 +97,17 @@ def mahalanobis_distance(x: torch.Tensor, w: torch.Tensor, factor: torch.Tensor)
     return torch.cdist(x @ factor, w @ factor, p=2.0)
 
 
-def pairwise_distance(
-    x: torch.Tensor,
-    w: torch.Tensor,
-    distance: str = "euclidean",
-    p: float = 3.0,
-    factor: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """The B×K distances ``d(x_i, w_j)`` named by ``distance`` (one of :data:`DISTANCES`).
+_SCALE_FREE = ("cosine", "canberra", "bray-curtis")
 
-    ``p`` is used by minkowski only; ``factor`` (the d×d factor L of the precision L Lᵀ) by mahalanobis only.
-    """
+
+def _common_scale(x: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """x·2^k and w·2^k with one k (a 0-d int tensor) that puts the larger max-abs of the two in [¼, ½)."""
+    k = torch.minimum(_scale_exponent(x, None, 1), _scale_exponent(w, None, 1))
+    f = _pow2(k, x.dtype)
+    return x * f, w * f, k
+
+
+def _distance(x, w, distance, p, factor) -> torch.Tensor:
     if distance == "euclidean":
         return euclidean_distance(x, w)
     if distance == "cosine":
@@ -114,8 +122,49 @@ def pairwise_distance(
         return canberra_distance(x, w)
     if distance == "bray-curtis":
         return bray_curtis_distance(x, w)
-    if distance == "mahalanobis":
-        if factor is None:
-            raise ValueError("distance 'mahalanobis' needs factor (the d×d factor L of the precision L Lᵀ)")
-        return mahalanobis_distance(x, w, factor)
-    raise ValueError(f"distance must be one of {', '.join(DISTANCES)}, got {distance!r}")
+    return mahalanobis_distance(x, w, factor)
+
+
+def _check_distance(distance: str, factor: torch.Tensor | None) -> None:
+    if distance not in DISTANCES:
+        raise ValueError(f"distance must be one of {', '.join(DISTANCES)}, got {distance!r}")
+    if distance == "mahalanobis" and factor is None:
+        raise ValueError("distance 'mahalanobis' needs factor (the d×d factor L of the precision L Lᵀ)")
+
+
+def scaled_pairwise_distance(
+    x: torch.Tensor,
+    w: torch.Tensor,
+    distance: str = "euclidean",
+    p: float = 3.0,
+    factor: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(d_s, k)`` with ``d(x_i, w_j) = d_s[i, j] · 2^-k`` (k a 0-d integer tensor, no gradient): the distances of
+    the power-of-two-scaled inputs (see the module docstring), finite for any finite inputs. Arguments as
+    :func:`pairwise_distance`."""
+    _check_distance(distance, factor)
+    zero = torch.zeros((), dtype=torch.int32, device=x.device)
+    if distance == "cosine":
+        return cosine_distance(x, w), zero
+    xs, ws, k = _common_scale(x, w)
+    if distance == "mahalanobis":  # project the scaled inputs, then rescale the projections (L may be large too)
+        xs, ws, k2 = _common_scale(xs @ factor, ws @ factor)
+        return euclidean_distance(xs, ws), k + k2
+    return _distance(xs, ws, distance, p, factor), zero if distance in _SCALE_FREE else k
+
+
+def pairwise_distance(
+    x: torch.Tensor,
+    w: torch.Tensor,
+    distance: str = "euclidean",
+    p: float = 3.0,
+    factor: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The B×K distances ``d(x_i, w_j)`` named by ``distance`` (one of :data:`DISTANCES`).
+
+    ``p`` is used by minkowski only; ``factor`` (the d×d factor L of the precision L Lᵀ) by mahalanobis only.
+    Computed on power-of-two-scaled inputs: no overflow in the sums, inf only where the distance itself exceeds
+    the dtype's range.
+    """
+    d_s, k = scaled_pairwise_distance(x, w, distance, p, factor)
+    return mul_pow2(d_s, -k)

@@ -11,6 +11,8 @@ import math
 
 import torch
 
+from .._checks import check_int
+
 __all__ = [
     "OVERFLOW_POLICIES",
     "angle",
@@ -95,8 +97,7 @@ def lsoftmax_psi(cos: torch.Tensor, m: int) -> torch.Tensor:
     the Chebyshev polynomial ``T_m(cos θ)`` (no ``acos`` in the differentiated path, so the gradient is finite
     at θ = 0 and π); only the piece index k uses the angle, without gradient.
     """
-    if isinstance(m, bool) or not isinstance(m, int) or m < 1:
-        raise ValueError(f"m must be a positive integer, got {m!r}")
+    m = check_int(m, "m", 1, what="a positive integer")
     with torch.no_grad():
         k = torch.floor(angle(cos) * (m / math.pi)).clamp_(0, m - 1)
     t_prev, t = torch.ones_like(cos), cos

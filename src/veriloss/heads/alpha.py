@@ -11,11 +11,11 @@ import math
 from collections.abc import Callable
 
 import torch
-import torch.nn.functional as F
 
 from .._checks import check_embeddings, check_labels, check_positive
 from ..functional.alpha import alpha_divergence_loss_with_stats
 from ..functional.margins import OVERFLOW_POLICIES, arcface_margin
+from ..functional.normalize import l2_norm, l2_normalize
 from .base import Head, cosine
 from .registry import register
 from .streaming import check_chunk_size, streaming_alpha_loss
@@ -190,7 +190,7 @@ def normalized_class_means(embeddings: torch.Tensor, labels: torch.Tensor, num_c
     """Per class, the mean of its L2-normalized embeddings (K×d); classes without samples get a zero row."""
     check_embeddings(embeddings)
     check_labels(labels, embeddings.shape[0], num_classes)
-    x = F.normalize(embeddings.detach().float(), dim=1)
+    x = l2_normalize(embeddings.detach().float(), dim=1)
     sums = torch.zeros(num_classes, x.shape[1], dtype=x.dtype, device=x.device).index_add_(0, labels.long(), x)
     counts = torch.bincount(labels.long(), minlength=num_classes).clamp_min(1).to(x.dtype)
     return sums / counts[:, None]
@@ -216,7 +216,7 @@ class A3MIHead(A3MHead):
         means = class_means.detach().to(self.weight.device, torch.float32)
         if not bool(torch.isfinite(means).all()):
             raise ValueError("class_means contains non-finite values; recompute the class means")
-        norms = means.norm(dim=1)
+        norms = l2_norm(means, dim=1)
         keep = norms > 0
         self.weight[keep] = (means[keep] / norms[keep, None]).to(self.weight.dtype)
         if optimizer is not None and self.weight in optimizer.state:

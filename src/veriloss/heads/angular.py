@@ -12,7 +12,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .._checks import check_in_range, check_positive
+from .._checks import check_in_range, check_int, check_positive, exponent_limit
 from ..functional.margins import (
     _check_policy,
     arcface_margin,
@@ -22,6 +22,7 @@ from ..functional.margins import (
     lsoftmax_psi,
     sphereface_lambda,
 )
+from ..functional.normalize import l2_norm, l2_normalize
 from .base import Head, compute_dtype, cosine
 from .registry import register
 
@@ -55,6 +56,10 @@ class LSoftmax(Head):
     forward in training mode advances it by one (the first training batch sees ``λ = λ_base``); eval-mode
     forwards do not advance it. ``lambda_base = lambda_min = 0`` gives the plain ψ target. Defaults: m = 4 and
     SphereFace's released schedule (base 1000, floor 5, γ = 0.12, power 1).
+
+    Range (our choice): norms are computed without overflow, so the loss is exact for any embedding scale at which
+    the logits ``‖W_j‖‖x‖ψ`` fit the compute dtype; beyond (‖x‖‖W_j‖(2m−1) > 2^124 in float32, checked with the
+    batch's validation) it raises a ``ValueError`` instead of returning inf or NaN.
     """
 
     reference = "Liu et al. 2016, Large-margin softmax loss for convolutional neural networks"
@@ -72,9 +77,7 @@ class LSoftmax(Head):
         power: float = 1.0,
     ):
         super().__init__(embedding_dim, num_classes)
-        if isinstance(m, bool) or not isinstance(m, int) or not 1 <= m <= 10:
-            raise ValueError(f"m must be an integer in [1, 10] (typically 2–4), got {m!r}")
-        self.m = m
+        self.m = check_int(m, "m", 1, 10, what="an integer in [1, 10] (typically 2–4)")
         self.lambda_base = check_positive(lambda_base, "lambda_base", strict=False)
         self.lambda_min = check_positive(lambda_min, "lambda_min", strict=False)
         self.gamma = check_positive(gamma, "gamma", strict=False)
@@ -88,12 +91,29 @@ class LSoftmax(Head):
 
     def _weight(self, dtype: torch.dtype) -> torch.Tensor:
         w = self.weight.to(dtype)
-        return F.normalize(w, dim=1) if self.normalize_weight else w
+        return l2_normalize(w, dim=1) if self.normalize_weight else w
 
     def _scores(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(cos θ, ‖W_j‖‖x‖) as B×K matrices."""
         w = self._weight(x.dtype)
-        return cosine(x, w), x.norm(dim=1, keepdim=True) * w.norm(dim=1)[None, :]
+        return cosine(x, w), l2_norm(x, dim=1, keepdim=True) * l2_norm(w, dim=1)[None, :]
+
+    def _magnitudes(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        out = {"x_norm": l2_norm(x, dim=1).amax()}
+        if not self.normalize_weight:  # max ‖W_j‖ ≤ √d · max |W|: two reductions, no K×d temporary
+            w = self.weight.detach().to(x.dtype)
+            out["w_norm"] = torch.maximum(w.amax(), -w.amin()) * math.sqrt(w.shape[1])
+        return out
+
+    def _check_magnitudes(self, values: dict[str, float], dtype: torch.dtype) -> None:
+        bound = values["x_norm"] * values.get("w_norm", 1.0) * (2 * self.m - 1)
+        if not bound <= 2.0 ** (exponent_limit(dtype) - 3):
+            raise ValueError(
+                f"{type(self).__name__.lower()}: the logits ‖W_j‖‖x‖ψ(θ) of this batch may reach {bound:.3g}, beyond"
+                f" what {dtype} holds (the loss would overflow); the embeddings' norm (up to {values['x_norm']:.3g})"
+                " is too large for an un-normalized head: rescale or L2-normalize the embeddings, or use a cosine"
+                " head (e.g. cosface, arcface)"
+            )
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         cos, mag = self._scores(compute_dtype(x))

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from .._checks import check_batch
+from .._checks import check_batch, check_int
+from ..functional.normalize import cosine_matrix
 
 __all__ = ["Head", "compute_dtype", "cosine"]
 
@@ -19,8 +20,9 @@ def compute_dtype(x: torch.Tensor) -> torch.Tensor:
 
 
 def cosine(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """``cos θ_j = x̂·Ŵ_j`` for every row of ``x`` and every prototype, clamped to [−1, 1]."""
-    return (F.normalize(x, dim=1) @ F.normalize(weight, dim=1).t()).clamp(-1.0, 1.0)
+    """``cos θ_j = x̂·Ŵ_j`` for every row of ``x`` and every prototype, clamped to [−1, 1]: scale-invariant for any
+    finite rows (:func:`veriloss.functional.cosine_matrix`); a zero row gives cosines 0."""
+    return cosine_matrix(x, weight)
 
 
 class Head(nn.Module):
@@ -37,10 +39,8 @@ class Head(nn.Module):
 
     def __init__(self, embedding_dim: int, num_classes: int, bias: bool = False):
         super().__init__()
-        if not isinstance(embedding_dim, int) or embedding_dim < 1:
-            raise ValueError(f"embedding_dim must be a positive integer, got {embedding_dim!r}")
-        if not isinstance(num_classes, int) or num_classes < 2:
-            raise ValueError(f"num_classes must be an integer ≥ 2, got {num_classes!r}")
+        embedding_dim = check_int(embedding_dim, "embedding_dim", 1, what="a positive integer")
+        num_classes = check_int(num_classes, "num_classes", 2)
         self.embedding_dim = embedding_dim
         self.num_classes = num_classes
         self.weight = nn.Parameter(torch.empty(num_classes, embedding_dim))
@@ -55,13 +55,30 @@ class Head(nn.Module):
         return self.weight.detach()
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        check_batch(embeddings, labels, self.num_classes, self.embedding_dim)
-        with torch.autocast(device_type=embeddings.device.type, enabled=False):  # float32 even under autocast
-            loss = self.compute_loss(compute_dtype(embeddings), labels)
+        device = embeddings.device.type if isinstance(embeddings, torch.Tensor) else "cpu"
+        with torch.autocast(device_type=device, enabled=False):  # float32 even under autocast
+            bounds = check_batch(
+                embeddings,
+                labels,
+                self.num_classes,
+                self.embedding_dim,
+                lambda: self._magnitudes(compute_dtype(embeddings)),
+            )
+            x = compute_dtype(embeddings)
+            self._check_magnitudes(bounds, x.dtype)
+            loss = self.compute_loss(x, labels)
         return loss
 
     def compute_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def _magnitudes(self, x: torch.Tensor) -> Mapping[str, torch.Tensor]:
+        """Device scalars fetched with the batch check (same host synchronization) for :meth:`_check_magnitudes`:
+        none for heads whose loss is finite for any finite input (the cosine heads)."""
+        return {}
+
+    def _check_magnitudes(self, values: Mapping[str, float], dtype: torch.dtype) -> None:
+        """Raise a ``ValueError`` when inputs of these magnitudes make the loss unrepresentable in ``dtype``."""
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """Margin-free class scores (B×K) used for the batch accuracy; subclasses override."""

@@ -10,7 +10,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .._checks import check_in_range, check_positive
+from .._checks import check_in_range, check_int, check_positive, exponent_limit
+from ..functional.normalize import l2_norm, l2_normalize
 from .base import Head, compute_dtype, cosine
 from .registry import register
 
@@ -18,7 +19,11 @@ __all__ = ["CoCo", "L2Softmax", "NormFace", "Softmax"]
 
 
 class Softmax(Head):
-    """Plain softmax cross-entropy on ``W x + b`` (DeepFace 2014, DeepID 2014)."""
+    """Plain softmax cross-entropy on ``W x + b`` (DeepFace 2014, DeepID 2014).
+
+    Range (our choice): a batch whose logits could leave the compute dtype (``‖x‖·√d·max|W| + max|b| > 2^124`` in
+    float32) raises a ``ValueError`` (checked with the batch's validation) instead of returning inf or NaN.
+    """
 
     reference = "Taigman et al. 2014 (DeepFace); Sun et al. 2014 (DeepID)"
 
@@ -33,6 +38,23 @@ class Softmax(Head):
         z = self.logits(x)
         self._record_accuracy(z, y)
         return F.cross_entropy(z, y)
+
+    def _magnitudes(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        w, b = self.weight.detach().to(x.dtype), self.bias.detach().to(x.dtype)
+        return {
+            "x_norm": l2_norm(x, dim=1).amax(),
+            "w_norm": torch.maximum(w.amax(), -w.amin()) * math.sqrt(w.shape[1]),  # ≥ max ‖W_j‖
+            "b_max": b.abs().amax(),
+        }
+
+    def _check_magnitudes(self, values: dict[str, float], dtype: torch.dtype) -> None:
+        bound = values["x_norm"] * values["w_norm"] + values["b_max"]
+        if not bound <= 2.0 ** (exponent_limit(dtype) - 3):
+            raise ValueError(
+                f"softmax: the logits W x + b of this batch may reach {bound:.3g}, beyond what {dtype} holds (the loss"
+                f" would overflow); the embeddings' norm (up to {values['x_norm']:.3g}) is too large for an"
+                " un-normalized head: rescale or L2-normalize the embeddings, or use a cosine head"
+            )
 
 
 class L2Softmax(Head):
@@ -58,8 +80,7 @@ class L2Softmax(Head):
     @staticmethod
     def alpha_lower_bound(num_classes: int, p: float = 0.9) -> float:
         """``α_low = log(p(K−2)/(1−p))``: the smallest α at which class probability p is reachable (K ≥ 3)."""
-        if not isinstance(num_classes, int) or num_classes < 3:
-            raise ValueError(f"num_classes must be an integer ≥ 3 for the α bound, got {num_classes!r}")
+        num_classes = check_int(num_classes, "num_classes", 3, what="an integer ≥ 3 for the α bound")
         p = check_in_range(p, "p", 0.0, 1.0)
         if p in (0.0, 1.0):
             raise ValueError(f"p must be strictly between 0 and 1, got {p!r}")
@@ -67,7 +88,7 @@ class L2Softmax(Head):
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         x = compute_dtype(x)
-        xs = self.alpha.to(x.dtype) * F.normalize(x, dim=1)
+        xs = self.alpha.to(x.dtype) * l2_normalize(x, dim=1)
         return F.linear(xs, self.weight.to(x.dtype), self.bias.to(x.dtype))
 
     def compute_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -138,8 +159,7 @@ class CoCo(NormFace):
     @staticmethod
     def alpha_bound(num_classes: int, epsilon: float) -> float:
         """``½ log((K−1)/(e^ε−1))``: at this α the best possible loss (x̂ = ĉ_y, other ĉ_j = −x̂) equals ε."""
-        if not isinstance(num_classes, int) or num_classes < 2:
-            raise ValueError(f"num_classes must be an integer ≥ 2, got {num_classes!r}")
+        num_classes = check_int(num_classes, "num_classes", 2)
         eps = check_positive(epsilon, "epsilon")
         return 0.5 * math.log((num_classes - 1) / math.expm1(eps))
 

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from .._checks import check_positive
-from ..functional.distances import DISTANCES, pairwise_distance
+from ..functional.distances import DISTANCES, pairwise_distance, scaled_pairwise_distance
 from .base import Head, compute_dtype
 from .registry import register
 
@@ -27,6 +27,11 @@ class Harmonic(Head):
     the identity, i.e. the Euclidean distance). ``n=None`` (default, our choice) uses ``n = √d``; the 2026
     study found cosine the best trade-off on vision tasks. Embeddings and prototypes are used un-normalized
     (except by the cosine distance).
+
+    Range (our choice): finite for any finite inputs, no raise. The distances are computed on inputs scaled by an
+    exact power of two (``d = d_s·2^-k``, :func:`~veriloss.functional.distances.scaled_pairwise_distance`) and the
+    logits in log space, ``log(d + eps) = logaddexp(log d_s − k·ln 2, log eps)``, so a distance beyond the float
+    range still has its exact logit. Minkowski with a very large ``p`` (≫ 30) can still underflow its powers.
     """
 
     reference = "Baek et al. 2025, Harmonic loss trains interpretable AI models; harmonic distance layers 2026"
@@ -60,7 +65,13 @@ class Harmonic(Head):
         return pairwise_distance(x, self.weight.to(x.dtype), self.distance, self.p, factor)
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
-        return -self.n * torch.log(self.distances(x) + self.eps)
+        x = compute_dtype(x)
+        factor = None if self.precision_factor is None else self.precision_factor.to(x.dtype)
+        d_s, k = scaled_pairwise_distance(x, self.weight.to(x.dtype), self.distance, self.p, factor)
+        positive = d_s > 0
+        log_d = torch.log(torch.where(positive, d_s, 1.0)) - k.to(x.dtype) * math.log(2.0)
+        log_d = torch.where(positive, log_d, -math.inf)  # a sample on its prototype: log(0 + eps) = log eps
+        return -self.n * torch.logaddexp(log_d, log_d.new_tensor(math.log(self.eps)))
 
     def compute_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         z = self.logits(x)

@@ -70,10 +70,11 @@ from collections.abc import Callable
 
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 from torch import nn
 
+from .._checks import check_int
 from ..functional.alpha import _loss_from_solution, solve
+from ..functional.normalize import l2_normalize
 from .alpha import A3MHead, A3MIHead, AlphaHead, QMarginHead
 from .registry import describe
 from .streaming import _CANDIDATES, _pad, _stream_above, _stream_candidates, _threshold_bound
@@ -112,10 +113,9 @@ def _rank() -> int:
 def shard_range(num_classes: int, world_size: int, rank: int) -> tuple[int, int]:
     """The classes ``[start, end)`` of ``rank``: the first ``K mod W`` ranks own ``⌈K/W⌉`` classes, the others
     ``⌊K/W⌋``, in rank order (a balanced contiguous split). Needs ``1 ≤ W ≤ K``."""
-    if isinstance(world_size, bool) or not isinstance(world_size, int) or world_size < 1:
-        raise ValueError(f"world_size must be a positive integer, got {world_size!r}")
-    if isinstance(rank, bool) or not isinstance(rank, int) or not 0 <= rank < world_size:
-        raise ValueError(f"rank must be an integer in [0, {world_size}), got {rank!r}")
+    num_classes = check_int(num_classes, "num_classes", 1)
+    world_size = check_int(world_size, "world_size", 1, what="a positive integer")
+    rank = check_int(rank, "rank", 0, world_size - 1, what=f"an integer in [0, {world_size})")
     if world_size > num_classes:
         raise ValueError(
             f"a sharded head needs at least one class per process: num_classes={num_classes} is smaller than the"
@@ -186,7 +186,7 @@ def _gather_rows_to_first(t: torch.Tensor, counts: list[int]) -> torch.Tensor | 
 # --------------------------------------------------------------------------------------------------------------
 def _row_cosines(xn: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     """``x̂_i·Ŵ_i`` row by row (x already normalized), clamped to [−1, 1] as :func:`veriloss.heads.base.cosine`."""
-    return (xn * F.normalize(w, dim=1)).sum(dim=1).clamp(-1.0, 1.0)
+    return (xn * l2_normalize(w, dim=1)).sum(dim=1).clamp(-1.0, 1.0)
 
 
 class _ShardedGradient(torch.autograd.Function):
@@ -212,7 +212,7 @@ class _ShardedGradient(torch.autograd.Function):
             xl = xg.detach().requires_grad_(need_x)
             we = weight.detach()[e_cls].to(xg.dtype).requires_grad_(need_w)
             wt = weight.detach()[t_cls].to(xg.dtype).requires_grad_(need_w)
-            xn = F.normalize(xl, dim=1)
+            xn = l2_normalize(xl, dim=1)
             ze = ctx.s * _row_cosines(xn[e_rows], we)
             zt = ctx.target_logit(_row_cosines(xn[t_rows], wt)).to(xg.dtype)
             # Σ coef·z: its gradient is the vector-Jacobian product with coef (a scalar output: no grad_outputs)
@@ -295,7 +295,7 @@ def sharded_alpha_loss(
         xg, yg = both[:, :-1], _from_bits(both[:, -1])
         B = xg.shape[0]
         tq = target_measure(yg)
-        xn = F.normalize(xg, dim=1)
+        xn = l2_normalize(xg, dim=1)
         y_rel = yg - start
         local_t = (y_rel >= 0) & (y_rel < n_local)
         chunk = chunk_size or n_local

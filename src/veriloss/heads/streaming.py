@@ -36,7 +36,10 @@ nothing of size B×K or K×d.
 Choices (ours): the margin-free accuracy statistic is the top-1 of the same stream (ties: the lowest class index, as
 ``argmax`` in the dense heads). Margins are supported on the target column only (all α heads of LOSSES.md §2). The
 cosines divide ``x̂·W_jᵀ`` by ``max(‖W_j‖, 10⁻¹²)`` instead of normalizing the chunk first (the dense heads'
-``F.normalize``): the same value up to rounding, without a C×d copy per chunk.
+:func:`~veriloss.functional.l2_normalize`): the same value up to rounding, without a C×d copy per chunk. The
+embeddings are normalized with the overflow-safe :func:`~veriloss.functional.l2_normalize` (any finite scale); the
+chunk norms ``‖W_j‖`` are plain ones, exact for prototypes of norm between ~1e-19 and ~1e19 in float32 (their
+initialization and training keep them there; the dense heads also cover prototypes outside that range).
 """
 
 from __future__ import annotations
@@ -45,16 +48,17 @@ import math
 from collections.abc import Callable
 
 import torch
-import torch.nn.functional as F
 
+from .._checks import check_int
 from ..functional.alpha import AlphaSolution, _candidates_above, _loss_from_solution, solve
+from ..functional.normalize import l2_normalize
 
 __all__ = ["check_chunk_size", "streaming_alpha_loss"]
 
 _CANDIDATES = 32  # the initial running top-k (and the fixed k of the sharded heads)
 _MAX_CANDIDATES = 1024  # the running top-k grows up to this; a row with a wider support takes the second pass
 _BACKWARD_PAIRS = 512  # (row, class) pairs per block of the backward pass
-_NORM_EPS = 1e-12  # F.normalize's default eps
+_NORM_EPS = 1e-12  # the zero-row guard of l2_normalize (F.normalize's default eps)
 
 TargetLogit = Callable[[torch.Tensor], torch.Tensor]
 Bound = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -64,8 +68,7 @@ def check_chunk_size(chunk_size: int | None, alpha: float) -> int | None:
     """``chunk_size`` (prototypes per chunk of the stream) must be None (dense path) or an integer ≥ 1, with α > 1."""
     if chunk_size is None:
         return None
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
-        raise ValueError(f"chunk_size must be a positive integer (prototypes per chunk) or None, got {chunk_size!r}")
+    chunk_size = check_int(chunk_size, "chunk_size", 1, what="a positive integer (prototypes per chunk) or None")
     if alpha <= 1.0:
         raise ValueError(
             f"chunk_size (streaming) needs a sparse α-softargmax, i.e. alpha > 1; got alpha={alpha!r} (α = 1 is the"
@@ -279,8 +282,8 @@ def _solve_streaming(
 def _gathered_logits(x: torch.Tensor, rows_w: torch.Tensor, s: float, target_logit: TargetLogit) -> torch.Tensor:
     """Logits of the classes whose prototypes are ``rows_w`` (B×n×d), the last one of each row being its target:
     ``s·cos`` for the others, ``target_logit(cos_y)`` for the target (the dense head's formulas)."""
-    xn = F.normalize(x, dim=1)
-    cos = torch.einsum("bd,bnd->bn", xn, F.normalize(rows_w, dim=2)).clamp(-1.0, 1.0)
+    xn = l2_normalize(x, dim=1)
+    cos = torch.einsum("bd,bnd->bn", xn, l2_normalize(rows_w, dim=2)).clamp(-1.0, 1.0)
     return torch.cat([s * cos[:, :-1], target_logit(cos[:, -1])[:, None].to(cos.dtype)], dim=1)
 
 
@@ -361,7 +364,7 @@ def streaming_alpha_loss(
     check_chunk_size(chunk_size, alpha)
     with torch.no_grad():
         xd = x.detach()
-        xn = F.normalize(xd, dim=1)
+        xn = l2_normalize(xd, dim=1)
         index, logits, prob, zy, best = _solve_streaming(
             xn, weight.detach(), y, alpha, s, target_logit, target_q, chunk_size
         )

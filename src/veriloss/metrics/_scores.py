@@ -13,7 +13,19 @@ from fractions import Fraction
 import numpy as np
 import torch
 
-__all__ = ["CHUNK", "TopAccumulator", "as_scores", "check_fars", "count_greater", "dcf_cost", "floor_far_count"]
+from .._checks import check_real
+
+__all__ = [
+    "CHUNK",
+    "TopAccumulator",
+    "as_scores",
+    "check_cost",
+    "check_fars",
+    "check_rate",
+    "count_greater",
+    "dcf_cost",
+    "floor_far_count",
+]
 
 CHUNK = 1 << 20
 
@@ -58,24 +70,41 @@ def as_scores(x: object, name: str) -> np.ndarray:
     return arr
 
 
+def check_rate(value: object, name: str) -> float:
+    """A rate (FAR, FPIR, P_target) as a float in the open interval (0, 1); bools, strings and bytes are rejected."""
+    f = check_real(value, name)
+    if not (math.isfinite(f) and 0.0 < f < 1.0):
+        raise ValueError(f"{name} must be in the open interval (0, 1), got {value!r}")
+    return f
+
+
+def check_cost(value: object, name: str) -> float:
+    """A detection cost (C_miss, C_fa): a finite real > 0; bools and strings are rejected."""
+    c = check_real(value, name)
+    if not (math.isfinite(c) and c > 0):
+        raise ValueError(f"{name} must be a finite cost > 0, got {value!r}")
+    return c
+
+
 def check_fars(far: float | Sequence[float], name: str = "far") -> tuple[list[float], bool]:
-    """Validate one FAR or a sequence of them; returns (list, was_scalar). Each must lie in the open interval (0, 1)."""
-    scalar = isinstance(far, (int, float, np.floating, np.integer)) or (
+    """Validate one FAR or a sequence of them; returns (list, was_scalar). Each must lie in the open interval (0, 1).
+
+    A string or bytes (``"0.001"``) is rejected as a whole, not read character by character."""
+    if isinstance(far, (str, bytes)):
+        raise ValueError(f"{name} must be a real number in (0, 1) or a sequence of them, got the string {far!r}")
+    scalar = isinstance(far, (int, float, np.floating, np.integer, np.bool_)) or (
         isinstance(far, (np.ndarray, torch.Tensor)) and far.ndim == 0
     )
-    values = [far] if scalar else list(far)  # type: ignore[arg-type]
+    if scalar:
+        values = [far]
+    else:
+        try:
+            values = list(far)  # type: ignore[arg-type]
+        except TypeError:
+            raise ValueError(f"{name} must be a real number in (0, 1) or a sequence of them, got {far!r}") from None
     if not values:
         raise ValueError(f"{name} is an empty sequence; pass at least one false acceptance rate")
-    out = []
-    for v in values:
-        try:
-            f = float(v)
-        except (TypeError, ValueError):
-            raise ValueError(f"{name} must be a real number in (0, 1), got {v!r}") from None
-        if not (math.isfinite(f) and 0.0 < f < 1.0):
-            raise ValueError(f"{name} must be in the open interval (0, 1), got {v!r}")
-        out.append(f)
-    return out, scalar
+    return [check_rate(v, name) for v in values], scalar
 
 
 def floor_far_count(far: float, n: int) -> int:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .._checks import check_int
 from ._scores import check_fars, floor_far_count, top_values
 
 __all__ = ["DirAtFpir", "dir_at_fpir", "identification_ranks", "rank_k_accuracy"]
@@ -108,9 +109,11 @@ def rank_k_accuracy(
 
     Every probe must have a mate in the gallery (closed set). ``k`` may be a sequence (one float each).
     """
-    ks = [k] if isinstance(k, (int, np.integer)) else list(k)
-    if not ks or any(not isinstance(v, (int, np.integer)) or v < 1 for v in ks):
-        raise ValueError(f"k must be an integer ≥ 1 or a non-empty sequence of them, got {k!r}")
+    what = "an integer ≥ 1 or a non-empty sequence of them"
+    scalar = not isinstance(k, (list, tuple, np.ndarray, torch.Tensor)) or np.ndim(k) == 0
+    ks = [check_int(v, "k", 1, what=what) for v in ([k] if scalar else list(k))]
+    if not ks:
+        raise ValueError(f"k must be {what}, got {k!r}")
     ranks = identification_ranks(scores, probe_labels, gallery_labels)
     if np.any(ranks == 0):
         raise ValueError(
@@ -118,7 +121,7 @@ def rank_k_accuracy(
             "have no gallery entry with their label; use dir_at_fpir for open-set evaluation"
         )
     out = [float(np.mean(ranks <= v)) for v in ks]
-    return out[0] if isinstance(k, (int, np.integer)) else out
+    return out[0] if scalar else out
 
 
 def dir_at_fpir(
@@ -136,8 +139,7 @@ def dir_at_fpir(
     TAR@FAR). Not measurable when f·N_nm < 1.
     """
     fpirs, scalar = check_fars(fpir, "fpir")
-    if not isinstance(rank, (int, np.integer)) or rank < 1:
-        raise ValueError(f"rank must be an integer ≥ 1, got {rank!r}")
+    rank = check_int(rank, "rank", 1)
     id_s, ids, p_lab = _identity_scores(scores, probe_labels, gallery_labels)
     mated, mate, ranks = _mates(id_s, ids, p_lab)
     n_m, n_nm = int(mated.sum()), int((~mated).sum())

@@ -33,7 +33,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ._scores import CHUNK, TopAccumulator, as_scores, dcf_cost
+from .._checks import check_int
+from ._scores import CHUNK, TopAccumulator, as_scores, check_cost, check_rate, dcf_cost
 
 __all__ = ["ImpostorSummary", "SummaryBuilder", "summarize"]
 
@@ -210,10 +211,8 @@ class SummaryBuilder:
     """
 
     def __init__(self, top: int = 0, mantissa_bits: int = MANTISSA_BITS):
-        if int(top) < 0:
-            raise ValueError(f"top must be ≥ 0, got {top}")
-        if not (isinstance(mantissa_bits, (int, np.integer)) and 0 <= mantissa_bits <= 13):
-            raise ValueError(f"mantissa_bits must be an integer in [0, 13], got {mantissa_bits!r}")
+        top = check_int(top, "top", 0)
+        mantissa_bits = check_int(mantissa_bits, "mantissa_bits", 0, 13)
         self.shift = _shift(mantissa_bits)
         self.bins = n_bins(self.shift)
         self._counts = np.zeros(self.bins, dtype=np.int64)
@@ -272,6 +271,10 @@ class SummaryBuilder:
     ) -> None:
         """Close pass 1 and choose the bins to refine for the EER (if ``eer``) and minDCF(p) of these genuine
         scores, and whether to count AUC pairs in pass 2."""
+        if isinstance(p_targets, (str, bytes)):
+            raise ValueError(f"p_targets must be a sequence of rates in (0, 1), got the string {p_targets!r}")
+        p_targets = [check_rate(p, "p_target") for p in p_targets]
+        c_miss, c_fa = check_cost(c_miss, "c_miss"), check_cost(c_fa, "c_fa")
         if self._n == 0:
             raise ValueError("no impostor scores were added; a verification metric needs impostor scores")
         gs = np.sort(as_scores(genuine, "genuine"))

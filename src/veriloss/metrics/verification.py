@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ._scores import as_scores, check_fars, dcf_cost, floor_far_count, top_values
+from ._scores import as_scores, check_cost, check_fars, check_rate, dcf_cost, floor_far_count, top_values
 from .summary import ImpostorSummary, summarize
 
 __all__ = ["DET", "EER", "ROC", "MinDCF", "TarAtFar", "auc", "det", "eer", "min_dcf", "roc", "tar_at_far"]
@@ -280,7 +280,7 @@ def tar_at_far(
     Returns one TarAtFar for a scalar ``far`` and a list for a sequence.
     """
     fars, scalar = check_fars(far)
-    if mode not in ("exact", "nearest"):
+    if not isinstance(mode, str) or mode not in ("exact", "nearest"):
         raise ValueError(f"mode must be 'exact' or 'nearest', got {mode!r}")
     g = as_scores(genuine, "genuine")
     imp = _impostors(impostor)
@@ -343,16 +343,7 @@ def eer(genuine: object, impostor: object) -> EER:
 
 
 def _check_dcf_params(p_target: float, c_miss: float, c_fa: float) -> tuple[float, float, float]:
-    try:
-        p = float(p_target)
-    except (TypeError, ValueError):
-        raise ValueError(f"p_target must be a real number in (0, 1), got {p_target!r}") from None
-    if not (0.0 < p < 1.0):
-        raise ValueError(f"p_target must be in the open interval (0, 1), got {p_target!r}")
-    for name, c in (("c_miss", c_miss), ("c_fa", c_fa)):
-        if not (isinstance(c, (int, float, np.number)) and math.isfinite(float(c)) and float(c) > 0):
-            raise ValueError(f"{name} must be a finite cost > 0, got {c!r}")
-    return p, float(c_miss), float(c_fa)
+    return check_rate(p_target, "p_target"), check_cost(c_miss, "c_miss"), check_cost(c_fa, "c_fa")
 
 
 def min_dcf(

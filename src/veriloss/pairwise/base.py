@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import torch
 from torch import nn
 
-from .._checks import check_batch
+from .._checks import check_batch, exponent_limit
+from ..functional.normalize import l2_norm, mul_pow2, pow2_scale
 
 __all__ = [
     "PairwiseLoss",
     "check_flag",
+    "check_norm_limit",
     "check_pair_batch",
+    "max_row_norm",
+    "pair_distances",
     "pair_masks",
     "safe_sqrt",
     "squared_distances",
@@ -44,12 +50,46 @@ def check_pair_batch(labels: torch.Tensor) -> None:
         )
 
 
-def squared_distances(x: torch.Tensor) -> torch.Tensor:
-    """``D_ij = ‖x_i − x_j‖²`` for all rows (B×B), via the Gram matrix, clamped at 0, with an exact zero diagonal."""
-    sq = (x * x).sum(dim=1)
-    d = (sq[:, None] + sq[None, :] - 2.0 * (x @ x.t())).clamp_min(0.0)
+def _scaled_squared_distances(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(D_s, k)`` with ``‖x_i − x_j‖² = D_s[i, j] · 4^-k``: the Gram-matrix distances of ``x·2^k``, k (0-d int, no
+    gradient) putting the max-abs of x in [½, 1) (exact scaling: no overflow or underflow in the squares)."""
+    xs, k = pow2_scale(x, dim=None)
+    sq = (xs * xs).sum(dim=1)
+    d = (sq[:, None] + sq[None, :] - 2.0 * (xs @ xs.t())).clamp_min(0.0)
     eye = torch.eye(x.shape[0], dtype=torch.bool, device=x.device)
-    return d.masked_fill(eye, 0.0)
+    return d.masked_fill(eye, 0.0), k
+
+
+def squared_distances(x: torch.Tensor) -> torch.Tensor:
+    """``D_ij = ‖x_i − x_j‖²`` for all rows (B×B), via the Gram matrix, clamped at 0, with an exact zero diagonal.
+
+    Computed on ``x`` scaled by an exact power of two (bitwise the plain Gram formula in the normal range): a value
+    over- or underflows only if the squared distance itself is out of the dtype's range."""
+    d, k = _scaled_squared_distances(x)
+    return mul_pow2(d, -2 * k)
+
+
+def pair_distances(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(D², D)``: :func:`squared_distances` and the distances ``√D²`` (gradient 0 at zero distance), the latter
+    from the scaled squares, so exact also where ``D²`` itself under- or overflows."""
+    d, k = _scaled_squared_distances(x)
+    return mul_pow2(d, -2 * k), mul_pow2(safe_sqrt(d), -k)
+
+
+def max_row_norm(x: torch.Tensor) -> torch.Tensor:
+    """The largest ``‖x_i‖`` (a device scalar, computed without overflow)."""
+    return l2_norm(x.detach(), dim=1).amax()
+
+
+def check_norm_limit(loss: str, what: str, value: float, octaves: int, dtype: torch.dtype, fix: str) -> None:
+    """Raise unless ``value`` (a norm) ≤ ``2^((E − 3) / octaves)``, E the dtype's largest exponent (127): the bound
+    under which a loss that grows as the norm to the power ``octaves`` (2: squared distances) stays representable."""
+    limit = 2.0 ** ((exponent_limit(dtype) - 3) // octaves)
+    if not value <= limit:
+        raise ValueError(
+            f"{loss}: {what} up to {value:.3g} exceed {limit:.3g}, beyond which the loss (power {octaves} of the"
+            f" norm) cannot be represented in {dtype}; {fix}"
+        )
 
 
 def safe_sqrt(d2: torch.Tensor) -> torch.Tensor:
@@ -92,14 +132,27 @@ class PairwiseLoss(nn.Module):
         self._stats: dict[str, torch.Tensor] = {}
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        check_batch(embeddings, labels, self.num_classes, self.embedding_dim)
-        if self.requires_pairs:
-            check_pair_batch(labels)
-        with torch.autocast(device_type=embeddings.device.type, enabled=False):
-            return self.compute_loss(embeddings.float(), labels)
+        device = embeddings.device.type if isinstance(embeddings, torch.Tensor) else "cpu"
+        with torch.autocast(device_type=device, enabled=False):
+            bounds = check_batch(
+                embeddings, labels, self.num_classes, self.embedding_dim, lambda: self._magnitudes(embeddings.float())
+            )
+            if self.requires_pairs:
+                check_pair_batch(labels)
+            x = embeddings.float()
+            self._check_magnitudes(bounds, x.dtype)
+            return self.compute_loss(x, labels)
 
     def compute_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def _magnitudes(self, x: torch.Tensor) -> Mapping[str, torch.Tensor]:
+        """Device scalars fetched with the batch check (same host synchronization) for :meth:`_check_magnitudes`:
+        none for losses on normalized embeddings (finite for any finite input)."""
+        return {}
+
+    def _check_magnitudes(self, values: Mapping[str, float], dtype: torch.dtype) -> None:
+        """Raise a ``ValueError`` when inputs of these magnitudes make the loss unrepresentable in ``dtype``."""
 
     def _record(self, **stats: torch.Tensor | float) -> None:
         self._stats.update({k: torch.as_tensor(v).detach() for k, v in stats.items()})

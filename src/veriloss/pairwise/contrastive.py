@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from .._checks import check_positive
-from .base import PairwiseLoss, check_flag, pair_masks, safe_sqrt, squared_distances
+from ..functional.normalize import l2_normalize
+from .base import PairwiseLoss, check_flag, check_norm_limit, max_row_norm, pair_distances, pair_masks
 from .registry import register
 
 __all__ = ["ContrastiveLoss"]
@@ -18,7 +18,8 @@ class ContrastiveLoss(PairwiseLoss):
     ``d = ‖x_i − x_j‖`` (Euclidean), ``y = 1`` for a pair of the same identity and 0 otherwise. The reduction is the
     plain mean over all ``B(B−1)/2`` unordered pairs (positive and negative pairs alike, no re-weighting). With
     ``normalize`` (default) the embeddings are L2-normalized first, so ``d ∈ [0, 2]`` and the default ``margin`` of 1
-    corresponds to a cosine similarity of ½.
+    corresponds to a cosine similarity of ½. Without ``normalize``, distances are computed without overflow and a
+    batch whose norms could make ``d²`` unrepresentable (‖x‖ > 2^62 in float32) raises a ``ValueError``.
 
     Statistics: ``positive_distance`` and ``negative_distance`` (mean d), ``active_negative_fraction`` (negative pairs
     closer than the margin).
@@ -35,12 +36,11 @@ class ContrastiveLoss(PairwiseLoss):
 
     def compute_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if self.normalize:
-            x = F.normalize(x, dim=1)
-        d2 = squared_distances(x)
+            x = l2_normalize(x, dim=1)
+        d2, d = pair_distances(x)
         pos, neg = pair_masks(y)
         upper = torch.ones_like(pos).triu(diagonal=1)
-        d2, is_pos, is_neg = d2[upper], pos[upper], neg[upper]
-        d = safe_sqrt(d2)
+        d2, d, is_pos, is_neg = d2[upper], d[upper], pos[upper], neg[upper]
         hinge = (self.margin - d).clamp_min(0.0)
         loss = 0.5 * torch.where(is_pos, d2, hinge * hinge).mean()
         with torch.no_grad():
@@ -50,6 +50,14 @@ class ContrastiveLoss(PairwiseLoss):
                 active_negative_fraction=(hinge[is_neg] > 0).float().mean(),
             )
         return loss
+
+    def _magnitudes(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {} if self.normalize else {"x_norm": max_row_norm(x)}
+
+    def _check_magnitudes(self, values: dict[str, float], dtype: torch.dtype) -> None:
+        if not self.normalize:
+            fix = "rescale the embeddings or use normalize=True"
+            check_norm_limit("contrastive", "embedding norms", values["x_norm"], 2, dtype, fix)
 
     def extra_repr(self) -> str:
         return f"margin={self.margin}, normalize={self.normalize}"

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from .._checks import check_positive
+from ..functional.normalize import l2_normalize
 from .base import PairwiseLoss, pair_masks, squared_distances
 from .registry import register
 
@@ -32,7 +32,7 @@ class MarginalLoss(PairwiseLoss):
         self.xi = check_positive(xi, "xi", strict=False)
 
     def compute_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        d2 = squared_distances(F.normalize(x, dim=1))
+        d2 = squared_distances(l2_normalize(x, dim=1))
         pos, neg = pair_masks(y)
         sign = pos.float() - neg.float()  # +1, −1, and 0 on the diagonal (excluded below)
         hinge = (self.xi - sign * (self.threshold - d2)).clamp_min(0.0)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
-from .._checks import check_positive
-from .base import PairwiseLoss, check_flag, squared_distances
+from .._checks import check_int, check_positive
+from ..functional.normalize import l2_normalize
+from .base import PairwiseLoss, check_flag, check_norm_limit, max_row_norm, squared_distances
 from .registry import register
 
 __all__ = ["RangeLoss"]
@@ -26,7 +26,8 @@ class RangeLoss(PairwiseLoss):
     With ``normalize`` (default) the embeddings are L2-normalized first, so squared distances lie in [0, 4] and the
     default ``margin`` m = 1 is a squared distance between class centres. A zero distance among the r largest
     makes the harmonic mean (nearly) 0: distances are floored at 1e-12 there, which keeps values and gradients
-    finite. ``k = 2``, both weights 1 by default (our choice).
+    finite. ``k = 2``, both weights 1 by default (our choice). Without ``normalize``, a batch whose norms could make
+    the squared distances unrepresentable (‖x‖ > 2^62 in float32) raises a ``ValueError``.
 
     Statistics: ``intra``, ``inter``, ``min_center_distance`` (the min squared distance between centres).
 
@@ -44,9 +45,7 @@ class RangeLoss(PairwiseLoss):
         normalize: bool = True,
     ):
         super().__init__()
-        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-            raise ValueError(f"k must be a positive integer, got {k!r}")
-        self.k = k
+        self.k = check_int(k, "k", 1, what="a positive integer")
         self.margin = check_positive(margin, "margin", strict=False)
         self.intra_weight = check_positive(intra_weight, "intra_weight", strict=False)
         self.inter_weight = check_positive(inter_weight, "inter_weight", strict=False)
@@ -54,7 +53,7 @@ class RangeLoss(PairwiseLoss):
 
     def compute_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if self.normalize:
-            x = F.normalize(x, dim=1)
+            x = l2_normalize(x, dim=1)
         classes, inverse, counts = torch.unique(y, return_inverse=True, return_counts=True)
         member = inverse[None, :] == torch.arange(classes.numel(), device=y.device)[:, None]  # C×B
 
@@ -81,6 +80,14 @@ class RangeLoss(PairwiseLoss):
         with torch.no_grad():
             self._record(intra=intra, inter=inter, min_center_distance=closest)
         return self.intra_weight * intra + self.inter_weight * inter
+
+    def _magnitudes(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {} if self.normalize else {"x_norm": max_row_norm(x)}
+
+    def _check_magnitudes(self, values: dict[str, float], dtype: torch.dtype) -> None:
+        if not self.normalize:
+            fix = "rescale the embeddings or use normalize=True"
+            check_norm_limit("range", "embedding norms", values["x_norm"], 2, dtype, fix)
 
     def extra_repr(self) -> str:
         return (

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from .._checks import check_positive
+from ..functional.normalize import l2_normalize
 from .base import PairwiseLoss, pair_masks, squared_distances, triplet_mask
 from .registry import register
 
@@ -81,7 +81,7 @@ class TripletLoss(PairwiseLoss):
         self.mining = mining
 
     def compute_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        d = squared_distances(F.normalize(x, dim=1))
+        d = squared_distances(l2_normalize(x, dim=1))
         if self.mining == "all":
             valid = triplet_mask(y)
             losses = (d[:, :, None] - d[:, None, :] + self.margin).clamp_min(0.0)[valid]

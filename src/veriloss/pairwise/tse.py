@@ -6,8 +6,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._checks import check_positive
-from .base import PairwiseLoss, check_flag, triplet_mask
+from .._checks import check_int, check_positive
+from ..functional.normalize import l2_norm, l2_normalize
+from .base import PairwiseLoss, check_flag, check_norm_limit, max_row_norm, triplet_mask
 from .registry import register
 
 __all__ = ["TPELoss", "TSELoss", "TripletProjectionLoss"]
@@ -21,16 +22,17 @@ class TripletProjectionLoss(PairwiseLoss):
     initially ``‖h'‖ ≤ 1`` (the paper initializes it from PCA of the training features, which a loss cannot see).
     ``projection_dim`` defaults to ``embedding_dim``. Subclasses turn the B×B similarity matrix ``S = H' H'ᵀ`` into a
     loss over all valid triplets ``(a, p, n)`` of the batch (mean over them; memory O(B³)).
+
+    Range (our choice): the similarities ``h'·h'`` are squared norms; a batch with ``‖T‖_F·‖h‖ > 2^62`` (float32;
+    ``‖h‖ = 1`` with ``normalize``) raises a ``ValueError`` instead of returning inf or NaN.
     """
 
     def __init__(self, embedding_dim: int, projection_dim: int | None = None, normalize: bool = True):
         super().__init__()
-        if not isinstance(embedding_dim, int) or isinstance(embedding_dim, bool) or embedding_dim < 1:
-            raise ValueError(f"embedding_dim must be a positive integer, got {embedding_dim!r}")
+        embedding_dim = check_int(embedding_dim, "embedding_dim", 1, what="a positive integer")
         if projection_dim is None:
             projection_dim = embedding_dim
-        if not isinstance(projection_dim, int) or isinstance(projection_dim, bool) or projection_dim < 1:
-            raise ValueError(f"projection_dim must be a positive integer, got {projection_dim!r}")
+        projection_dim = check_int(projection_dim, "projection_dim", 1, what="a positive integer")
         self.embedding_dim = embedding_dim
         self.projection_dim = projection_dim
         self.normalize = check_flag(normalize, "normalize")
@@ -40,7 +42,7 @@ class TripletProjectionLoss(PairwiseLoss):
     def project(self, x: torch.Tensor) -> torch.Tensor:
         """``h' = T h`` (rows of ``x``), after L2-normalization when ``normalize``."""
         if self.normalize:
-            x = F.normalize(x, dim=1)
+            x = l2_normalize(x, dim=1)
         return x @ self.projection.float().t()
 
     def compute_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -56,6 +58,14 @@ class TripletProjectionLoss(PairwiseLoss):
 
     def triplet_losses(self, gap: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def _magnitudes(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        t_norm = l2_norm(self.projection.detach().float().reshape(1, -1), dim=1)[0]  # ‖T‖_F ≥ ‖T‖₂
+        return {"h_norm": t_norm if self.normalize else t_norm * max_row_norm(x)}
+
+    def _check_magnitudes(self, values: dict[str, float], dtype: torch.dtype) -> None:
+        fix = "rescale the embeddings (or use normalize=True) or reset the projection"
+        check_norm_limit(type(self).__name__[:3].lower(), "projected norms ‖T h‖", values["h_norm"], 2, dtype, fix)
 
     def extra_repr(self) -> str:
         return f"embedding_dim={self.embedding_dim}, projection_dim={self.projection_dim}, normalize={self.normalize}"

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from .._checks import check_embeddings, check_labels, check_positive
+from .._checks import check_embeddings, check_int, check_labels
+from ..functional.normalize import l2_norm, l2_normalize
 from ..metrics import DET, EER, ImpostorSummary, MinDCF, SummaryBuilder, TarAtFar, auc, eer, min_dcf, roc, tar_at_far
-from ..metrics._scores import check_fars, floor_far_count
+from ..metrics._scores import check_cost, check_fars, check_rate, floor_far_count
 from ..metrics.summary import MANTISSA_BITS
 
 __all__ = ["AllPairsResult", "all_pairs"]
@@ -92,25 +92,31 @@ def all_pairs(
 
     Score = cos(x_i, x_j) = ⟨x_i/‖x_i‖, x_j/‖x_j‖⟩ for i < j; genuine when labels match. There are N(N−1)/2 pairs;
     Σ_c n_c(n_c−1)/2 of them genuine. Scores are float32 (torch matmul, all CPU threads); the metrics are exact for
-    these scores and equal :func:`veriloss.metrics.tar_at_far` etc. on the full score arrays. ``block_size`` rows are
+    these scores and equal :func:`veriloss.metrics.tar_at_far` etc. on the full score arrays; the normalization is
+    overflow-safe (:func:`~veriloss.functional.l2_normalize`), so any finite scale gives the same scores.
+    ``block_size`` rows are
     scored at a time (memory ≈ block_size·N·4 bytes per block); impostors are scored twice (two passes).
     ``mantissa_bits`` sets the impostor histogram's resolution (see :class:`~veriloss.metrics.SummaryBuilder`).
     """
     check_embeddings(embeddings)
     n = embeddings.shape[0]
     check_labels(labels, n)
-    block_size = int(check_positive(block_size, "block_size"))
+    block_size = check_int(block_size, "block_size", 1, what="a positive integer")
     fars, _ = check_fars(far)
+    if isinstance(p_targets, (str, bytes)):
+        raise ValueError(f"p_targets must be a sequence of rates in (0, 1), got the string {p_targets!r}")
+    p_targets = [check_rate(p, "p_target") for p in p_targets]
+    c_miss, c_fa = check_cost(c_miss, "c_miss"), check_cost(c_fa, "c_fa")
     with torch.no_grad():
         x = embeddings.detach().cpu().float()
-        norms = x.norm(dim=1)
+        norms = l2_norm(x, dim=1)
         if bool((norms == 0).any()):
             raise ValueError(
                 f"embeddings has {int((norms == 0).sum())} all-zero row(s); cosine similarity needs non-zero vectors"
             )
         y = labels.detach().cpu().long()
         order = torch.argsort(y, stable=True)
-        e = F.normalize(x[order], dim=1).contiguous()
+        e = l2_normalize(x[order], dim=1).contiguous()
         ys = y[order].numpy()
         _, starts, sizes = np.unique(ys, return_index=True, return_counts=True)
         seg_end = np.repeat(starts + sizes, sizes)

@@ -22,7 +22,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from veriloss._checks import check_embeddings, check_finite_tensor
+from veriloss._checks import check_embeddings, check_finite_tensor, check_int
+from veriloss.functional.normalize import l2_norm, l2_normalize, pow2_scale
+from veriloss.protocols._text import read_lines
 
 __all__ = [
     "IJBProtocol",
@@ -38,17 +40,12 @@ _MAX_NAMED = 5
 
 
 def _lines(path: str) -> Iterator[tuple[int, list[str]]]:
-    """(1-based line number, fields) of every non-blank line of ``path``; unreadable files raise
-    ValueError."""
-    try:
-        f = open(path, encoding="utf-8")
-    except OSError as e:
-        raise ValueError(f"cannot read IJB meta file {path!r}: {e.strerror or e}") from e
-    with f:
-        for ln, line in enumerate(f, start=1):
-            fields = line.split()
-            if fields:
-                yield ln, fields
+    """(1-based line number, fields) of every non-blank line of ``path`` (UTF-8, optional byte-order mark);
+    unreadable files and bytes that are not UTF-8 raise ValueError naming the file and line."""
+    for ln, line in enumerate(read_lines(path, "IJB meta file"), start=1):
+        fields = line.split()
+        if fields:
+            yield ln, fields
 
 
 def _number(text: str, conv: Callable[[str], int | float], what: str, path: str, ln: int) -> int | float:
@@ -90,7 +87,7 @@ def read_template_pairs(
     """
     path = os.fspath(path)
     try:
-        arr = np.loadtxt(path, dtype=np.int64, ndmin=2, comments=None)
+        arr = np.loadtxt(path, dtype=np.int64, ndmin=2, comments=None, encoding="utf-8-sig")
         ok = arr.shape[0] > 0 and arr.shape[1] == 3 and bool(np.isin(arr[:, 2], (0, 1)).all())
     except OSError as e:
         raise ValueError(f"cannot read IJB meta file {path!r}: {e.strerror or e}") from e
@@ -260,7 +257,10 @@ def template_features(
     returns (sorted template ids, T_t/‖T_t‖). Mapping to the flags of insightface's ``eval_ijbc.py``:
     ``use_flip_test`` (adds the two features) ≡ ``flip=True``; ``use_norm_score=True`` (keeps the feature
     norm as a quality weight) ≡ ``normalize_images=False``; ``use_detector_score`` ≡ passing
-    ``detector_scores``. Computes in the embeddings' dtype (float32 or float64).
+    ``detector_scores``. Computes in the embeddings' dtype (float32 or float64). The pooling is linear, so the
+    embeddings (and the detector scores) are first scaled by one exact power of two each, bringing their max-abs
+    below ½: no sum can overflow, and the template features (hence the scores) of ``c·embeddings`` equal those of
+    ``embeddings`` for any finite input.
     """
     check_embeddings(embeddings, "embeddings")
     n, d = embeddings.shape
@@ -274,32 +274,33 @@ def template_features(
         check_embeddings(flipped, "flipped", dim=d)
         if flipped.shape[0] != n:
             raise ValueError(f"flipped must have {n} rows like embeddings, got {flipped.shape[0]}")
-        x = x + flipped.to(x.dtype)
+        both = pow2_scale(torch.stack([x, flipped.to(x.dtype)]), dim=None, offset=1)[0]  # one scale for both
+        x = both[0] + both[1]
+    else:
+        x = pow2_scale(x, dim=None, offset=1)[0]
     if normalize_images:
-        norms = torch.linalg.vector_norm(x, dim=1, keepdim=True)
-        zero = (norms.squeeze(1) == 0).nonzero().flatten()
+        zero = (l2_norm(x, dim=1) == 0).nonzero().flatten()
         if zero.numel():
             raise ValueError(f"{zero.numel()} image feature(s) are all-zero, e.g. rows {zero[:_MAX_NAMED].tolist()}")
-        x = x / norms
+        x = l2_normalize(x, dim=1)
     if detector_scores is not None:
         q = torch.as_tensor(detector_scores)
         if q.shape != (n,):
             raise ValueError(f"detector_scores must have shape ({n},), got {tuple(q.shape)}")
         check_finite_tensor(q, "detector_scores")
-        x = x * q.to(x.dtype).unsqueeze(1)
+        x = x * pow2_scale(q.to(x.dtype), dim=None)[0].unsqueeze(1)
     groups, g = torch.unique(torch.stack([templates, medias], dim=1), dim=0, return_inverse=True)
     counts = torch.bincount(g, minlength=groups.shape[0]).to(x.dtype)
     media = torch.zeros(groups.shape[0], d, dtype=x.dtype).index_add_(0, g, x) / counts.unsqueeze(1)
     tids, tg = torch.unique(groups[:, 0], return_inverse=True)
     feats = torch.zeros(tids.shape[0], d, dtype=x.dtype).index_add_(0, tg, media)
-    norms = torch.linalg.vector_norm(feats, dim=1, keepdim=True)
-    zero = (norms.squeeze(1) == 0).nonzero().flatten()
+    zero = (l2_norm(feats, dim=1) == 0).nonzero().flatten()
     if zero.numel():
         raise ValueError(
             f"{zero.numel()} template(s) pool to an all-zero feature (cosine undefined), e.g. template ids "
             f"{tids[zero[:_MAX_NAMED]].tolist()}; check their detector scores and embeddings"
         )
-    return tids, feats / norms
+    return tids, l2_normalize(feats, dim=1)
 
 
 def ijb_scores(
@@ -318,8 +319,7 @@ def ijb_scores(
     and off by default; see :func:`template_features` for the pooling and the mapping to insightface's
     flags. Pairs are scored ``batch_size`` at a time.
     """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    batch_size = check_int(batch_size, "batch_size", 1, what="a positive integer")
     embeddings = torch.as_tensor(embeddings)
     if embeddings.dim() != 2 or embeddings.shape[0] != protocol.num_images:
         raise ValueError(

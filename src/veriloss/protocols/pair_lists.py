@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from veriloss.protocols._text import read_lines
 from veriloss.protocols.trials import TrialList, check_duplicates, parse_trials
 
 __all__ = [
@@ -128,13 +129,9 @@ def parse_lfw_pairs(
 
 
 def read_lfw_pairs(path: str | os.PathLike, ext: str = ".jpg", allow_duplicates: bool = False) -> TrialList:
-    """Read LFW ``pairs.txt`` (see :func:`parse_lfw_pairs`)."""
+    """Read LFW ``pairs.txt`` (see :func:`parse_lfw_pairs`); UTF-8 with or without a byte-order mark."""
     path = os.fspath(path)
-    try:
-        with open(path, encoding="utf-8") as f:
-            return parse_lfw_pairs(f, source=path, ext=ext, allow_duplicates=allow_duplicates)
-    except OSError as e:
-        raise ValueError(f"cannot read pair file {path!r}: {e.strerror or e}") from e
+    return parse_lfw_pairs(read_lines(path, "pair file"), source=path, ext=ext, allow_duplicates=allow_duplicates)
 
 
 def parse_pair_list(lines: Iterable[str], source: str = "<pairs>", allow_duplicates: bool = False) -> TrialList:
@@ -143,13 +140,9 @@ def parse_pair_list(lines: Iterable[str], source: str = "<pairs>", allow_duplica
 
 
 def read_pair_list(path: str | os.PathLike, allow_duplicates: bool = False) -> TrialList:
-    """Read a generic ``label a b`` pair list file (see :func:`parse_pair_list`)."""
+    """Read a generic ``label a b`` pair list file (see :func:`parse_pair_list`); UTF-8, optional byte-order mark."""
     path = os.fspath(path)
-    try:
-        with open(path, encoding="utf-8") as f:
-            return parse_pair_list(f, source=path, allow_duplicates=allow_duplicates)
-    except OSError as e:
-        raise ValueError(f"cannot read pair file {path!r}: {e.strerror or e}") from e
+    return parse_pair_list(read_lines(path, "pair file"), source=path, allow_duplicates=allow_duplicates)
 
 
 def _as_numpy(x: torch.Tensor | np.ndarray, name: str, dtype: type) -> np.ndarray:

@@ -18,7 +18,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from veriloss._checks import check_embeddings, check_finite_tensor
+from veriloss._checks import check_embeddings, check_finite_tensor, check_int
+from veriloss.functional.normalize import l2_norm, l2_normalize
 
 __all__ = ["METHODS", "cohort_stats", "normalize_scores"]
 
@@ -31,11 +32,11 @@ def _as_tensor(x: torch.Tensor | np.ndarray) -> torch.Tensor:
 
 
 def _unit(x: torch.Tensor, name: str) -> torch.Tensor:
-    norms = torch.linalg.vector_norm(x, dim=1, keepdim=True)
-    zero = (norms.squeeze(1) == 0).nonzero().flatten()
+    """Rows scaled to unit norm (overflow-safe, :func:`~veriloss.functional.l2_normalize`); all-zero rows raise."""
+    zero = (l2_norm(x, dim=1) == 0).nonzero().flatten()
     if zero.numel():
         raise ValueError(f"{name} has {zero.numel()} all-zero row(s) (cosine undefined), e.g. {zero[:5].tolist()}")
-    return x / norms
+    return l2_normalize(x, dim=1)
 
 
 def cohort_stats(
@@ -54,12 +55,10 @@ def cohort_stats(
     c = _as_tensor(cohort)
     check_embeddings(x, "embeddings")
     check_embeddings(c, "cohort", dim=x.shape[1])
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    batch_size = check_int(batch_size, "batch_size", 1, what="a positive integer")
     n_cohort = c.shape[0]
     if top_k is not None:
-        if isinstance(top_k, bool) or not isinstance(top_k, int) or not 2 <= top_k <= n_cohort:
-            raise ValueError(f"top_k must be an integer in [2, cohort size = {n_cohort}], got {top_k!r}")
+        top_k = check_int(top_k, "top_k", 2, n_cohort, what=f"an integer in [2, cohort size = {n_cohort}]")
     elif n_cohort < 2:
         raise ValueError(f"cohort must have at least 2 rows to estimate a std, got {n_cohort}")
     dtype = torch.promote_types(x.dtype, c.dtype)

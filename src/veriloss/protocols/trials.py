@@ -15,7 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from veriloss._checks import check_embeddings
+from veriloss._checks import check_embeddings, check_int
+from veriloss.functional.normalize import l2_norm, l2_normalize
+from veriloss.protocols._text import read_lines
 
 __all__ = [
     "TrialList",
@@ -170,13 +172,10 @@ def parse_trials(
 
 
 def read_trials(path: str | os.PathLike, fmt: str = "auto", allow_duplicates: bool = False) -> TrialList:
-    """Read a VoxCeleb or Kaldi trial file (see :func:`parse_trials`); errors name ``path:line``."""
+    """Read a VoxCeleb or Kaldi trial file (see :func:`parse_trials`); errors name ``path:line``. UTF-8, with or
+    without a byte-order mark; other bytes raise a ``ValueError`` naming the line."""
     path = os.fspath(path)
-    try:
-        with open(path, encoding="utf-8") as f:
-            return parse_trials(f, fmt=fmt, source=path, allow_duplicates=allow_duplicates)
-    except OSError as e:
-        raise ValueError(f"cannot read trial file {path!r}: {e.strerror or e}") from e
+    return parse_trials(read_lines(path, "trial file"), fmt=fmt, source=path, allow_duplicates=allow_duplicates)
 
 
 EmbeddingSource = Mapping[str, "torch.Tensor | np.ndarray"] | torch.Tensor | np.ndarray
@@ -232,11 +231,11 @@ def lookup_embeddings(
 
 
 def _unit_rows(x: torch.Tensor, names: Sequence[str]) -> torch.Tensor:
-    norms = torch.linalg.vector_norm(x, dim=1, keepdim=True)
-    zero = (norms.squeeze(1) == 0).nonzero().flatten().tolist()
+    """Rows scaled to unit norm (overflow-safe, :func:`~veriloss.functional.l2_normalize`); all-zero rows raise."""
+    zero = (l2_norm(x, dim=1) == 0).nonzero().flatten().tolist()
     if zero:
         raise ValueError(_name_some([str(names[i]) for i in zero], "embedding(s) are all-zero (cosine undefined)"))
-    return x / norms
+    return l2_normalize(x, dim=1)
 
 
 def score_trials(
@@ -250,10 +249,9 @@ def score_trials(
     ``embeddings`` is a mapping key → vector, or a (n, d) matrix with ``keys`` naming its rows. Every key
     of the list must be present; missing ones are reported by name. Each distinct embedding is normalized
     once, then trials are scored ``batch_size`` at a time (memory O(batch_size · d)). Returns a float
-    tensor (N,): float64 for float64 embeddings, float32 otherwise.
+    tensor (N,): float64 for float64 embeddings, float32 otherwise. Scale-invariant for any finite embeddings.
     """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    batch_size = check_int(batch_size, "batch_size", 1, what="a positive integer")
     table, row = lookup_embeddings(trials.keys(), embeddings, keys, trials.source)
     if table.dtype not in (torch.float32, torch.float64):
         table = table.float()
