@@ -38,7 +38,7 @@ REQUIRED: dict[str, type | tuple[type, ...]] = {
     "batch_in_epoch": int,
     "total_steps": int,
     "finished": bool,
-    "model_args": dict,
+    "model_args": (dict, type(None)),  # None: a backbone of the user's own (not from the model registry)
     "backbone": dict,
     "loss": dict,
     "optimizer": dict,
@@ -136,10 +136,11 @@ def check_checkpoint(state: object, source: str = "checkpoint") -> None:
         if ok and kind is int and value < 0:
             ok = False
         if not ok:
-            raise ValueError(f"checkpoint {source!r} is malformed: {key} is {value!r:.60}, expected {kind.__name__}")
+            expected = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
+            raise ValueError(f"checkpoint {source!r} is malformed: {key} is {value!r:.60}, expected {expected}")
     for key in ("backbone", "loss"):
         bad = [k for k, v in state[key].items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
         if bad:
             raise ValueError(f"checkpoint {source!r} is malformed: {key} holds non-tensor entries {bad[:3]}")
-    if not isinstance(state["model_args"].get("name"), str):
+    if state["model_args"] is not None and not isinstance(state["model_args"].get("name"), str):
         raise ValueError(f"checkpoint {source!r} is malformed: model_args has no model name")

@@ -1,4 +1,5 @@
-"""Name → class registries (heads, pairwise losses): create by name with checked parameters, list, describe."""
+"""Name → class (or builder function) registries (heads, pairwise losses, models, datasets, samplers): create by name
+with checked parameters, list, describe."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ __all__ = ["Registry", "Spec"]
 @dataclass
 class Spec:
     name: str
-    cls: type
+    cls: type  # a class, or a builder function (its parameters are read from its own signature)
     fixed: dict = field(default_factory=dict)  # constructor arguments bound by the name (e.g. elasticface variants)
     aliases: tuple[str, ...] = ()
     positional: tuple[str, ...] = ()  # arguments passed positionally by create() (e.g. embedding_dim, num_classes)
@@ -19,7 +20,9 @@ class Spec:
     def parameters(self) -> dict[str, object]:
         """User-settable parameters and their defaults (``inspect.Parameter.empty`` when required)."""
         out = {}
-        for p in list(inspect.signature(self.cls.__init__).parameters.values())[1:]:
+        is_class = inspect.isclass(self.cls)
+        params = list(inspect.signature(self.cls.__init__ if is_class else self.cls).parameters.values())
+        for p in params[1:] if is_class else params:  # a class: without self
             if p.name in self.positional or p.name in self.fixed or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
                 continue
             out[p.name] = p.default
@@ -75,9 +78,24 @@ class Registry:
             raise ValueError(f"{self.kind} {spec.name!r} requires parameter(s) {', '.join(missing)}")
         return spec.cls(*args, **spec.fixed, **params)
 
+    def check(self, name: str, params: dict, where: str, named: bool = False) -> list[str]:
+        """The problems of ``params`` for ``name`` without building it: unknown keys (with a did-you-mean),
+        missing required ones, values whose type the constructor's annotations do not allow (bools are not
+        numbers). One line each, keys named ``<where>.<key>``; an unknown ``name`` is a ``ValueError``."""
+        from ._params import hints, keyword_problems
+
+        spec = self.spec(name)
+        fixed = {**spec.fixed, **{k: None for k in spec.positional}}
+        values = {k: v for k, v in params.items() if k not in fixed or k in spec.parameters()}
+        return keyword_problems(values, spec.parameters(), hints(spec.cls), where, f"{self.kind} {spec.name!r}", named)
+
     def available(self) -> list[str]:
         """The registered canonical names, sorted (see :meth:`aliases` for the other spellings)."""
         return sorted(self._specs)
+
+    def names(self) -> list[str]:
+        """The registered canonical names in registration order (listings that keep a catalogue's order)."""
+        return list(self._specs)
 
     def aliases(self) -> dict[str, str]:
         """Alias → canonical name."""

@@ -92,7 +92,7 @@ def test_malformed_grids_are_refused(specs, match):
     [
         ("loss.nope=1,2", "unknown config key 'loss.nope'"),
         ("loss.params.alpha=0.5,0.9", "no point of the grid is a valid config.*alpha must be ≥ 1"),
-        ("loss.params.beta=1", "unknown parameter"),
+        ("loss.params.beta=1", r"unknown loss\.params key\(s\) beta"),
         ("loss.name=arcfase", "unknown loss 'arcfase'"),
         ("optim.lr=0.1,{a: [1}", "cannot parse"),
     ],

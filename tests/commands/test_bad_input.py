@@ -227,7 +227,7 @@ def test_a_second_eval_into_a_held_folder_is_refused_and_a_dead_owners_lock_is_t
 def test_training_and_bench_folders_are_held(tmp_path, capsys):
     with OutputLock(tmp_path / "run"):
         with pytest.raises(ValueError, match=r"training folder .* is in use"):
-            Trainer(tiny_config("max_steps=1"), tmp_path / "run", **QUIET).fit()
+            Trainer.from_config(tiny_config("max_steps=1"), tmp_path / "run", **QUIET).fit()
     assert not (tmp_path / "run" / "checkpoint.pt").exists()
     bench = ["bench", "sweep", "--base", "demo", "--grid", "seed=0", "--out", str(tmp_path / "b"), *_sets(RUN)]
     with OutputLock(tmp_path / "b"):
@@ -249,11 +249,11 @@ def test_a_report_folder_never_mixes_two_reports(tmp_path, capsys):
 # --- 7. early failures ----------------------------------------------------------------------------------------------
 def test_a_test_split_without_genuine_pairs_fails_before_training(tmp_path):
     config = tiny_config("data.samples_per_identity=1", "batch_size=4", "max_steps=1")
-    with pytest.raises(ValueError, match="the test split has 6 samples of 6 identities, 0 of them with two"):
-        Trainer(config, tmp_path, **QUIET)
+    with pytest.raises(ValueError, match="the test split has 6 samples of 6 identities, none with two or more"):
+        Trainer.from_config(config, tmp_path, **QUIET)
     assert not (tmp_path / "checkpoint.pt").exists()
     with pytest.raises(ValueError, match=r"validation subset .* check validate.max_samples"):
-        Trainer(tiny_config("validate.max_samples=3", "max_steps=1"), tmp_path, **QUIET)
+        Trainer.from_config(tiny_config("validate.max_samples=3", "max_steps=1"), tmp_path, **QUIET)
 
 
 class _CtrlCInFinalEvaluation(Trainer):
@@ -266,21 +266,21 @@ class _CtrlCInFinalEvaluation(Trainer):
 
 def test_ctrl_c_during_the_final_evaluation_stops_it_and_resume_evaluates(tmp_path):
     config = tiny_config("loss.name=cosface", "max_steps=3")
-    assert _CtrlCInFinalEvaluation(config, tmp_path, **QUIET).fit() == {"status": "interrupted", "step": 3}
+    assert _CtrlCInFinalEvaluation.from_config(config, tmp_path, **QUIET).fit() == {"status": "interrupted", "step": 3}
     assert load_checkpoint(tmp_path)["step"] == 3 and not (tmp_path / "metrics.json").exists()
-    metrics = Trainer(config, tmp_path, resume=True, **QUIET).fit()
+    metrics = Trainer.from_config(config, tmp_path, resume=True, **QUIET).fit()
     assert metrics["status"] == "finished" and metrics["steps"] == 3 and (tmp_path / "metrics.json").exists()
 
 
 class _CtrlCInValidation(Trainer):
-    def _validate(self, writer):
+    def _validate(self):
         os.kill(os.getpid(), signal.SIGINT)
-        return super()._validate(writer)
+        return super()._validate()
 
 
 def test_ctrl_c_during_a_validation_checkpoints_and_stops(tmp_path):
     config = tiny_config("loss.name=cosface", "epochs=2")
-    assert _CtrlCInValidation(config, tmp_path, **QUIET).fit() == {"status": "interrupted", "step": 4}
+    assert _CtrlCInValidation.from_config(config, tmp_path, **QUIET).fit() == {"status": "interrupted", "step": 4}
     assert load_checkpoint(tmp_path)["step"] == 4
 
 
@@ -303,14 +303,14 @@ class _Unreadable(torch.utils.data.Dataset):
 @pytest.mark.parametrize("workers", [0, 1])
 def test_a_corrupt_sample_stops_the_run_with_a_checkpoint_and_resume_continues(tmp_path, workers):
     config = tiny_config("loss.name=cosface", "epochs=2", f"num_workers={workers}")
-    trainer = Trainer(config, tmp_path, **QUIET)
+    trainer = Trainer.from_config(config, tmp_path, **QUIET)
     good = trainer.train_set
     third = trainer._epoch_batches(0)[2]
     trainer.train_set = _Unreadable(good, third[0])
     with pytest.raises(ValueError, match=r"sample \d+: image.png is truncated\. A checkpoint of step 2 is written"):
         trainer.fit()
     assert load_checkpoint(tmp_path)["step"] == 2
-    resumed = Trainer(config, tmp_path, resume=True, **QUIET)
+    resumed = Trainer.from_config(config, tmp_path, resume=True, **QUIET)
     assert resumed.step == 2 and resumed.fit()["status"] == "finished"
 
 
@@ -343,5 +343,5 @@ def test_a_truncated_image_in_a_folder_fails_before_training(tmp_path):
     config = tiny_config("batch_size=2", "max_steps=1")
     config["data"] = {"name": "image-folder", "train_root": str(tmp_path / "train"), "test_root": str(png.parents[1])}
     with pytest.raises(ValueError, match=r"img1\.png.*truncated PNG"):
-        Trainer(config, tmp_path / "run", **QUIET)
+        Trainer.from_config(config, tmp_path / "run", **QUIET)
     assert not (tmp_path / "run" / "checkpoint.pt").exists()

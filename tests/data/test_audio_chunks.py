@@ -17,11 +17,11 @@ from veriloss.data.audio import (
     AudioDataset,
     SyntheticSpeakers,
     chunk_waveform,
+    embedding_chunks,
     from_folder,
-    set_embedding_chunks,
 )
+from veriloss.inference import embed
 from veriloss.protocols.trials import lookup_embeddings, read_trials
-from veriloss.train import embed
 
 from ..voxceleb_data import VOX
 
@@ -75,22 +75,18 @@ def test_chunk_waveform_windows_cover_the_utterance():
         chunk_waveform(wave[0], 4, 2)
 
 
-def test_set_embedding_chunks_options():
-    ds = SyntheticSpeakers(2, 1, seconds=0.5, sample_rate=16000)
-    assert ds.chunk_samples is None and ds.chunk_hop_samples is None
-    assert set_embedding_chunks(ds, 0.2) is ds and (ds.chunk_samples, ds.chunk_hop_samples) == (3200, 1600)
-    set_embedding_chunks(ds, 0.3, 0.1)
-    assert (ds.chunk_samples, ds.chunk_hop_samples) == (4800, 1600)
-    set_embedding_chunks(ds, None)
-    assert ds.chunk_samples is None and ds.chunk_hop_samples is None
+def test_embedding_chunks_options():
+    assert embedding_chunks(16000, None) is None
+    assert embedding_chunks(16000, 0.2) == (3200, 1600)  # half-overlapping by default
+    assert embedding_chunks(16000, 0.3, 0.1) == (4800, 1600)
     with pytest.raises(ValueError, match="must not exceed chunk_seconds"):
-        set_embedding_chunks(ds, 0.2, 0.3)
+        embedding_chunks(16000, 0.2, 0.3)
     with pytest.raises(ValueError, match="needs chunk_seconds"):
-        set_embedding_chunks(ds, None, 0.1)
+        embedding_chunks(16000, None, 0.1)
     with pytest.raises(ValueError, match="chunk_seconds must be a positive"):
-        set_embedding_chunks(ds, -1.0)
-    with pytest.raises(ValueError, match="audio dataset"):
-        set_embedding_chunks(torch.utils.data.TensorDataset(torch.zeros(2, 3)), 0.2)
+        embedding_chunks(16000, -1.0)
+    with pytest.raises(ValueError, match="sample_rate must be a positive integer"):
+        embedding_chunks(0, 0.2)
 
 
 # ------------------------------------------------------------------------------------------------------- embedding
@@ -152,14 +148,10 @@ def test_whole_utterances_grouped_by_length_equal_one_at_a_time(utterances):
 def test_chunked_embeddings_equal_brute_force_average(utterances):
     ds, lengths = utterances
     net = _backbone()
-    set_embedding_chunks(ds, 0.3, 0.125)  # 4800-sample chunks every 2000 samples
-    try:
-        batches: list[tuple[int, int]] = []
-        net.register_forward_pre_hook(lambda _m, inp: batches.append(tuple(inp[0].shape[::2])))
-        got = embed(net, ds, batch_size=5)
-        batches_seen = list(batches)
-    finally:
-        set_embedding_chunks(ds, None)
+    batches: list[tuple[int, int]] = []
+    net.register_forward_pre_hook(lambda _m, inp: batches.append(tuple(inp[0].shape[::2])))
+    got = embed(net, ds, batch_size=5, chunks=embedding_chunks(16000, 0.3, 0.125))  # 4800 samples every 2000
+    batches_seen = list(batches)
     net.eval()
     want = []
     for i, n in enumerate(lengths):
@@ -264,17 +256,11 @@ def test_build_audio_folder_and_lists(tmp_path):
         tr, te = build_dataset({**cfg, **common}, "train"), build_dataset({**cfg, **common}, "test")
         assert (tr.num_classes, len(tr), te.num_classes, len(te)) == (3, 6, 2, 4)
         assert tr.utterances == [u for u, _, _ in train_rows] and te.utterances == [u for u, _, _ in test_rows]
-        assert (tr.crop_samples, te.crop_samples, tr.chunk_samples, te.chunk_samples, te.chunk_hop_samples) == (
-            4000,
-            None,
-            None,
-            3200,
-            800,
-        )
+        assert (tr.crop_samples, te.crop_samples) == (4000, None)
         assert tr.speed is not None and tr.noise is not None and te.speed is None and te.noise is None
         assert torch.equal(te[1][0], AudioDataset([(tmp_path / "test" / test_rows[1][2], 0)], crop_seconds=None)[0][0])
         plain = build_dataset(cfg, "test")
-        assert plain.chunk_samples is None and plain.crop_samples is None
+        assert plain.crop_samples is None
         assert build_dataset(cfg, "train").crop_samples == 32000  # default 2 s crops
     # audio_root: manifest files relative to another folder (or a zip)
     (tmp_path / "lists").mkdir()
@@ -294,5 +280,6 @@ def test_build_audio_folder_and_lists(tmp_path):
     with pytest.raises(ValueError, match=r"data\.chunk_seconds must be a positive"):
         build_dataset({**folder, "chunk_seconds": 0}, "test")
     syn = {"name": "synthetic-audio", "train_speakers": 2, "test_speakers": 2, "utterances_per_speaker": 1}
-    assert build_dataset({**syn, "chunk_seconds": 0.5}, "test").chunk_samples == 8000
-    assert build_dataset({**syn, "chunk_seconds": 0.5}, "train").chunk_samples is None
+    assert build_dataset({**syn, "chunk_seconds": 0.5}, "test").sample_rate == 16000  # accepted; the evaluation
+    with pytest.raises(ValueError, match="chunk_seconds must be a positive"):  # reads it from the config
+        build_dataset({**syn, "chunk_seconds": -0.5}, "test")

@@ -71,7 +71,7 @@ def test_omniglot_rotations_only_for_training(monkeypatch, tmp_path):
         def __init__(self, zip_path, image_size, rotations, transform, skip_corrupt=False):
             made.append((zip_path.name, image_size, rotations, transform is None))
 
-    monkeypatch.setattr("veriloss.data.Omniglot", Fake)
+    monkeypatch.setattr("veriloss.data.builders.Omniglot", Fake)  # where the omniglot builder looks it up
     for name in ("images_background.zip", "images_evaluation.zip"):
         (tmp_path / name).write_bytes(b"")
     build_dataset({"name": "omniglot", "root": str(tmp_path)}, "train")

@@ -22,7 +22,8 @@ from veriloss.data import (
     verify_dataset,
     write_recordio,
 )
-from veriloss.data import audio as audio_module
+from veriloss.data.audio import dataset as audio_dataset  # the modules where the decoders are looked up
+from veriloss.data.audio import decode as audio_decode
 from veriloss.data.audio import from_folder, from_manifest
 
 sf = pytest.importorskip("soundfile")
@@ -234,7 +235,7 @@ def test_audio_empty_truncated_and_short_files(tmp_path, monkeypatch):
         assert err.path == str(root / keys[i]) and err.index == i and err.key == keys[i]
         assert str(root / keys[i]) in str(err) and f"utterance {keys[i]!r}" in str(err)
 
-    _no_decoding(monkeypatch, (audio_module, "load_audio"), (audio_module, "read_audio"))
+    _no_decoding(monkeypatch, (audio_dataset, "load_audio"), (audio_decode, "load_audio"), (audio_decode, "read_audio"))
     with pytest.raises(CorruptSampleError, match="4 of 6 utterances cannot be read") as info:
         verify_dataset(ds)
     assert [e.key for e in info.value.bad] == [keys[i] for i in (1, 3, 4, 5)]
@@ -270,7 +271,7 @@ def test_audio_corrupt_zip_member_of_a_manifest(tmp_path, monkeypatch):
     with pytest.raises(CorruptSampleError, match=r"(?s)'opus/u2\.ogg' in '.*audio\.zip': corrupt zip entry.*CRC") as e:
         ds[1]
     assert (e.value.path, e.value.member, e.value.key) == (str(tmp_path / "audio.zip"), "opus/u2.ogg", "u2")
-    _no_decoding(monkeypatch, (audio_module, "load_audio"))
+    _no_decoding(monkeypatch, (audio_dataset, "load_audio"))
     with pytest.raises(CorruptSampleError, match="utterance 'u2'"):
         verify_dataset(ds)
     monkeypatch.undo()

@@ -24,7 +24,7 @@ AUDIO = [
 
 def test_tiny_speaker_run_trains_and_evaluates_all_pairs(tmp_path):
     config = load_config(None, [*AUDIO, "loss.name=qmargin", "loss.params={alpha: 1.5, s: 8, m: 0.5}"])
-    trainer = Trainer(config, tmp_path, log=lambda _m: None)
+    trainer = Trainer.from_config(config, tmp_path, log=lambda _m: None)
     assert trainer.train_set.num_classes == 6 and trainer.backbone.in_channels == 1
     record = trainer.fit()
     assert record["status"] == "finished" and record["steps"] == 4

@@ -14,6 +14,7 @@ import torch
 
 from veriloss.checkpoint import load_checkpoint
 from veriloss.train import Trainer, load_config
+from veriloss.train.loader import training_loader
 
 from .test_trainer import TINY, _InterruptAt, _state
 
@@ -44,11 +45,11 @@ def _assert_same(a: Trainer, b: Trainer) -> None:
 @pytest.mark.parametrize("kind", list(RANDOM))
 def test_resume_is_exact_with_randomness_in_the_run(tmp_path, kind, stop_at):
     config = _config(*RANDOM[kind])
-    straight = Trainer(config, tmp_path / "a", **QUIET)
+    straight = Trainer.from_config(config, tmp_path / "a", **QUIET)
     straight.fit()
     _InterruptAt.stop_at = stop_at
-    assert _InterruptAt(config, tmp_path / "b", **QUIET).fit() == {"status": "interrupted", "step": stop_at}
-    resumed = Trainer(config, tmp_path / "b", resume=True, **QUIET)
+    assert _InterruptAt.from_config(config, tmp_path / "b", **QUIET).fit() == {"status": "interrupted", "step": stop_at}
+    resumed = Trainer.from_config(config, tmp_path / "b", resume=True, **QUIET)
     assert resumed.step == stop_at
     metrics = resumed.fit()
     _assert_same(straight, resumed)
@@ -57,24 +58,24 @@ def test_resume_is_exact_with_randomness_in_the_run(tmp_path, kind, stop_at):
 
 def test_a_randomized_run_is_not_reproduced_by_luck(tmp_path):
     """The exactness above is not vacuous: two seeds give different weights, and dropout really draws."""
-    a = Trainer(_config(*RANDOM["dropout"]), tmp_path / "a", **QUIET)
+    a = Trainer.from_config(_config(*RANDOM["dropout"]), tmp_path / "a", **QUIET)
     a.fit()
-    b = Trainer(_config(*RANDOM["dropout"], "model.dropout=0.5"), tmp_path / "b", **QUIET)
+    b = Trainer.from_config(_config(*RANDOM["dropout"], "model.dropout=0.5"), tmp_path / "b", **QUIET)
     b.fit()
     assert not torch.equal(a.backbone.state_dict()["neck.fc.weight"], b.backbone.state_dict()["neck.fc.weight"])
 
 
 def test_building_the_loader_draws_nothing_from_the_global_rng(tmp_path):
-    trainer = Trainer(_config("num_workers=0"), tmp_path, **QUIET)
+    trainer = Trainer.from_config(_config("num_workers=0"), tmp_path, **QUIET)
     before = torch.get_rng_state()
-    iter(trainer._loader(trainer._epoch_batches(0), 0))
+    iter(training_loader(trainer.train_set, trainer._epoch_batches(0), 16, seed=0, epoch=0))
     assert torch.equal(before, torch.get_rng_state())
 
 
 # --- a changed config on --resume ------------------------------------------------------------------------------------
 def _interrupted(tmp_path, *extra: str):
     _InterruptAt.stop_at = 2
-    _InterruptAt(_config(*extra), tmp_path, **QUIET).fit()
+    _InterruptAt.from_config(_config(*extra), tmp_path, **QUIET).fit()
 
 
 @pytest.mark.parametrize(
@@ -93,7 +94,7 @@ def test_resume_refuses_a_changed_config_naming_the_keys(tmp_path, change, key):
     _interrupted(tmp_path, *base)
     before = (tmp_path / "checkpoint.pt").read_bytes()
     with pytest.raises(ValueError, match=rf"another config \({key}: .* stored, .* now\).*--force"):
-        Trainer(_config(*base, change), tmp_path, resume=True, **QUIET)
+        Trainer.from_config(_config(*base, change), tmp_path, resume=True, **QUIET)
     assert (tmp_path / "checkpoint.pt").read_bytes() == before  # nothing touched
 
 
@@ -101,11 +102,13 @@ def test_safe_keys_may_change_and_force_records_the_change(tmp_path):
     base = ("loss.name=cosface", "loss.params={s: 16, m: 0.2}")
     _interrupted(tmp_path / "safe", *base)
     safe = _config(*base, "log.every_steps=1", "checkpoint.every_steps=3", "validate.far=[0.1]", "num_workers=1")
-    assert Trainer(safe, tmp_path / "safe", resume=True, **QUIET).step == 2
+    assert Trainer.from_config(safe, tmp_path / "safe", resume=True, **QUIET).step == 2
 
     _interrupted(tmp_path / "forced", *base)
     messages: list[str] = []
-    forced = Trainer(_config(*base, "seed=7"), tmp_path / "forced", resume=True, force=True, log=messages.append)
+    forced = Trainer.from_config(
+        _config(*base, "seed=7"), tmp_path / "forced", resume=True, force=True, log=messages.append
+    )
     assert any("--force" in m and "seed: 0 stored, 7 now" in m for m in messages)
     forced.fit()
     expected = [{"step": 2, "changed": {"seed": {"stored": 0, "now": 7}}}]
@@ -116,4 +119,4 @@ def test_safe_keys_may_change_and_force_records_the_change(tmp_path):
 def test_force_with_an_incompatible_model_is_one_clear_error(tmp_path):
     _interrupted(tmp_path, "loss.name=cosface")
     with pytest.raises(ValueError, match="does not fit the configured model, loss or optimizer"):
-        Trainer(_config("loss.name=cosface", "model.width=4"), tmp_path, resume=True, force=True, **QUIET)
+        Trainer.from_config(_config("loss.name=cosface", "model.width=4"), tmp_path, resume=True, force=True, **QUIET)

@@ -50,18 +50,18 @@ def _worker(rank: int, world: int, root: str) -> None:
 
     D.init_from_env("gloo")
     quiet = {"log": lambda _m: None}
-    straight = Trainer(load_config(None, SHARDED), f"{root}/straight", **quiet)
+    straight = Trainer.from_config(load_config(None, SHARDED), f"{root}/straight", **quiet)
     assert isinstance(straight.head, ShardedA3MIHead) and straight.head.weight.shape == (7 - rank, 16)
     ignored = straight.train_module.parameters_to_ignore  # the head is kept out of DDP
     assert ignored == {"loss.weight"}, ignored
     straight.fit()
-    first = _InterruptAt(load_config(None, SHARDED), f"{root}/resumed", **quiet)
+    first = _InterruptAt.from_config(load_config(None, SHARDED), f"{root}/resumed", **quiet)
     assert first.fit() == {"status": "interrupted", "step": STOP_AT}
     dist.barrier()
     if rank == 0:
         shutil.copytree(f"{root}/resumed", f"{root}/at_stop")
     dist.barrier()
-    resumed = Trainer(load_config(None, SHARDED), f"{root}/resumed", resume=True, **quiet)
+    resumed = Trainer.from_config(load_config(None, SHARDED), f"{root}/resumed", resume=True, **quiet)
     assert resumed.step == STOP_AT
     resumed.fit()
 
@@ -76,7 +76,7 @@ def _stream_worker(rank: int, world: int, root: str) -> None:
     from veriloss.train import distributed as D
 
     D.init_from_env("gloo")
-    Trainer(load_config(None, STREAM_SHARDED), f"{root}/stream", log=lambda _m: None).fit()
+    Trainer.from_config(load_config(None, STREAM_SHARDED), f"{root}/stream", log=lambda _m: None).fit()
 
 
 def _assert_close_states(a: dict, b: dict, atol: float = 2e-5, rtol: float = 1e-4) -> None:
@@ -93,7 +93,7 @@ def _state(trainer: Trainer) -> dict:
 
 def test_sharded_head_training_equals_one_process_and_resumes(tmp_path):
     torch.set_num_threads(1)
-    single = Trainer(load_config(None, DENSE), tmp_path / "single", log=lambda _m: None)
+    single = Trainer.from_config(load_config(None, DENSE), tmp_path / "single", log=lambda _m: None)
     single.fit()
     run_processes(_worker, 2, str(tmp_path))
 
@@ -113,7 +113,7 @@ def test_sharded_head_training_equals_one_process_and_resumes(tmp_path):
 
     # the 2-process checkpoint of step 3 resumed in one process with the dense head
     assert load_checkpoint(tmp_path / "at_stop")["step"] == STOP_AT
-    one = Trainer(load_config(None, DENSE), tmp_path / "at_stop", resume=True, log=lambda _m: None)
+    one = Trainer.from_config(load_config(None, DENSE), tmp_path / "at_stop", resume=True, log=lambda _m: None)
     assert one.step == STOP_AT
     one.fit()
     _assert_close_states(_state(one), _state(single))
@@ -123,7 +123,7 @@ def test_streaming_sharded_head_with_lazy_sgd_equals_one_process(tmp_path):
     """With chunk_size the slices get sparse gradients (LazySGD, momentum and weight decay on): the same rows are
     touched at the same steps as by the one-process streaming head, so the runs are equal."""
     torch.set_num_threads(1)
-    one = Trainer(load_config(None, STREAM_ONE), tmp_path / "one", log=lambda _m: None)
+    one = Trainer.from_config(load_config(None, STREAM_ONE), tmp_path / "one", log=lambda _m: None)
     one.fit()
     run_processes(_stream_worker, 2, str(tmp_path))
     _assert_close_states(load_checkpoint(tmp_path / "stream"), _state(one))
@@ -133,6 +133,6 @@ def test_sharded_needs_an_alpha_head_and_a_boolean(tmp_path):
     import pytest
 
     with pytest.raises(ValueError, match="only the α heads"):
-        Trainer(load_config(None, [*TINY, "loss.name=arcface", "loss.params={sharded: true}"]), tmp_path)
+        Trainer.from_config(load_config(None, [*TINY, "loss.name=arcface", "loss.params={sharded: true}"]), tmp_path)
     with pytest.raises(ValueError, match="true or false"):
-        Trainer(load_config(None, [*TINY, "loss.name=alpha", "loss.params={sharded: 2}"]), tmp_path)
+        Trainer.from_config(load_config(None, [*TINY, "loss.name=alpha", "loss.params={sharded: 2}"]), tmp_path)

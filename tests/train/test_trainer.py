@@ -48,7 +48,7 @@ def _state(trainer: Trainer) -> dict:
 def test_tiny_end_to_end_train_and_eval(tmp_path):
     config = tiny_config("loss.name=arcface", "loss.params={s: 16, m: 0.3}", "epochs=2", "amp=none")
     messages = []
-    trainer = Trainer(config, tmp_path, log=messages.append)
+    trainer = Trainer.from_config(config, tmp_path, log=messages.append)
     assert trainer.steps_per_epoch == 72 // 16 and trainer.total_steps == 8
     metrics = trainer.fit()
     assert metrics["status"] == "finished" and metrics["steps"] == 8
@@ -71,7 +71,7 @@ def test_tiny_end_to_end_train_and_eval(tmp_path):
 
 def test_alpha_head_logs_support_and_target_out_of_support(tmp_path):
     config = tiny_config("loss.name=a3m", "loss.params={s: 8, m: 0.2}", "max_steps=4")
-    metrics = Trainer(config, tmp_path, log=lambda _m: None).fit()
+    metrics = Trainer.from_config(config, tmp_path, log=lambda _m: None).fit()
     assert metrics["train_support_size_mean"] >= 1.0
     assert 0.0 <= metrics["train_py_zero_mean"] <= 1.0
 
@@ -91,15 +91,15 @@ class _InterruptAt(Trainer):
 @pytest.mark.parametrize("stop_at", [3, 5])  # mid-epoch and at an epoch boundary (4 steps per epoch)
 def test_interrupted_and_resumed_run_ends_with_the_same_weights(tmp_path, stop_at):
     extra = ("loss.name=a3m-i", "loss.params={s: 8, m: 0.2}", "loss.reinit={step: 4}", "epochs=3", "data.augment=true")
-    straight = Trainer(tiny_config(*extra), tmp_path / "a", log=lambda _m: None)
+    straight = Trainer.from_config(tiny_config(*extra), tmp_path / "a", log=lambda _m: None)
     straight.fit()
     _InterruptAt.stop_at = stop_at
-    first = _InterruptAt(tiny_config(*extra), tmp_path / "b", log=lambda _m: None)
+    first = _InterruptAt.from_config(tiny_config(*extra), tmp_path / "b", log=lambda _m: None)
     assert first.fit() == {"status": "interrupted", "step": stop_at}
     assert load_checkpoint(tmp_path / "b")["step"] == stop_at
     with open(tmp_path / "b" / "history.jsonl", "a") as f:  # as if a crash lost steps logged after the checkpoint
         f.write(json.dumps({"step": stop_at + 1, "epoch": 0, "lr": 0.0, "loss": 1.0}) + "\n")
-    resumed = Trainer(tiny_config(*extra), tmp_path / "b", resume=True, log=lambda _m: None)
+    resumed = Trainer.from_config(tiny_config(*extra), tmp_path / "b", resume=True, log=lambda _m: None)
     assert resumed.step == stop_at
     resumed.fit()
     a, b = _state(straight), _state(resumed)
@@ -126,7 +126,7 @@ def _ddp_worker(rank: int, world: int, recipe: str, out: str, overrides: list[st
 def test_two_process_ddp_equals_one_process_on_the_same_global_batch(tmp_path):
     overrides = [*TINY, "loss.name=cosface", "loss.params={s: 16, m: 0.2}", "max_steps=5", "validate.every_epochs=0"]
     torch.set_num_threads(1)
-    single = Trainer(load_config(None, overrides), tmp_path / "single", log=lambda _m: None)
+    single = Trainer.from_config(load_config(None, overrides), tmp_path / "single", log=lambda _m: None)
     single.fit()
     (tmp_path / "recipe.yaml").write_text("{}\n")  # defaults; the rest comes from --set
     run_processes(_ddp_worker, 2, str(tmp_path / "recipe.yaml"), str(tmp_path / "ddp"), overrides)
@@ -166,7 +166,7 @@ def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
     "overrides, match",
     [
         (["loss.name=nosuchloss"], "unknown loss 'nosuchloss'"),
-        (["loss.name=arcface", "loss.params={q: 3}"], "unknown parameter"),
+        (["loss.name=arcface", "loss.params={q: 3}"], r"unknown loss\.params key\(s\) q for head .arcface."),
         (["optimizer.lr=0.1"], "unknown config key 'optimizer'"),
         (["optim.learning_rate=0.1"], "unknown config key 'optim.learning_rate'"),
         (["loss.name=arcface", "loss.reinit={at: 0.25}"], "a3m-i"),
@@ -179,19 +179,20 @@ def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
 )
 def test_bad_configs_are_clear_errors(tmp_path, overrides, match):
     with pytest.raises(ValueError, match=match):
-        Trainer(tiny_config(*overrides), tmp_path, log=lambda _m: None)
+        Trainer.from_config(tiny_config(*overrides), tmp_path, log=lambda _m: None)
 
 
 @pytest.mark.parametrize("fast", [True, False])
-def test_amp_auto_uses_bf16_on_cpu_only_where_it_is_native(monkeypatch, fast, tmp_path):
-    from veriloss.train import trainer
+def test_amp_auto_uses_bf16_where_it_is_native(monkeypatch, fast, tmp_path):
+    from veriloss.train import precision
 
-    monkeypatch.setattr(trainer, "_cpu_has_fast_bf16", lambda: fast)
-    assert trainer._amp_dtype("auto", torch.device("cpu")) == (torch.bfloat16 if fast else None)
-    assert trainer._amp_dtype("auto", torch.device("cuda")) == torch.float16
-    assert trainer._amp_dtype("bf16", torch.device("cpu")) == torch.bfloat16  # asked for explicitly: always
-    assert trainer._amp_dtype("none", torch.device("cpu")) is None
-    resolved = trainer.Trainer(tiny_config("amp=auto"), tmp_path, log=lambda _m: None).precision
+    monkeypatch.setattr(precision, "_cpu_has_fast_bf16", lambda: fast)
+    monkeypatch.setattr(precision, "_cuda_has_bf16", lambda device: fast)
+    assert precision.amp_dtype("auto", torch.device("cpu")) == (torch.bfloat16 if fast else None)
+    assert precision.amp_dtype("auto", torch.device("cuda")) == (torch.bfloat16 if fast else torch.float16)
+    assert precision.amp_dtype("bf16", torch.device("cpu")) == torch.bfloat16  # asked for explicitly: always
+    assert precision.amp_dtype("none", torch.device("cpu")) is None
+    resolved = Trainer.from_config(tiny_config("amp=auto"), tmp_path, log=lambda _m: None).precision
     assert resolved == ("bfloat16 autocast" if fast else "float32")  # what auto became, as metrics.json records it
 
 
@@ -227,9 +228,9 @@ def test_margin_warmup_ramps_additive_margins_and_kappa_geometrically():
 def test_streaming_head_with_lazy_sgd_trains_like_the_dense_head(tmp_path):
     """With momentum 0 and weight decay 0, LazySGD on sparse prototype gradients is plain SGD: same weights."""
     common = ["loss.name=a3m", "max_steps=4", "optim.momentum=0", "optim.weight_decay=0", "grad_clip=10"]
-    dense = Trainer(tiny_config(*common, "loss.params={s: 8, m: 0.2}"), tmp_path / "d", log=lambda _m: None)
+    dense = Trainer.from_config(tiny_config(*common, "loss.params={s: 8, m: 0.2}"), tmp_path / "d", log=lambda _m: None)
     dense.fit()
-    stream = Trainer(
+    stream = Trainer.from_config(
         tiny_config(*common, "loss.params={s: 8, m: 0.2, chunk_size: 5}", "optim.name=lazy-sgd"),
         tmp_path / "s",
         log=lambda _m: None,
@@ -243,11 +244,13 @@ def test_streaming_head_with_lazy_sgd_trains_like_the_dense_head(tmp_path):
 
 def test_streaming_head_needs_the_lazy_optimizer(tmp_path):
     with pytest.raises(ValueError, match="lazy-sgd"):
-        Trainer(tiny_config("loss.name=alpha", "loss.params={chunk_size: 4}"), tmp_path, log=lambda _m: None)
+        Trainer.from_config(
+            tiny_config("loss.name=alpha", "loss.params={chunk_size: 4}"), tmp_path, log=lambda _m: None
+        )
 
 
 def test_init_std_redraws_the_prototypes_from_the_seeded_generator():
-    from veriloss.train.trainer import build_loss
+    from veriloss.losses import from_config as build_loss
 
     torch.manual_seed(3)
     head = build_loss({"name": "cosface", "params": {}, "init_std": 0.01}, 16, 40)

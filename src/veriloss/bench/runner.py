@@ -91,7 +91,7 @@ class RunSpec:
 def make_variant(name: str, config: dict, columns: dict[str, str] | None = None) -> Variant:
     """A :class:`Variant` after checking its name (a folder name) and its loss (name and parameters, by building
     it on a toy size), so that a typo fails before hours of training rather than at the run's start."""
-    from ..train import build_loss
+    from ..losses import from_config as build_loss
     from ..train.config import validate_config
 
     if not isinstance(name, str) or not name or name in (".", "..") or any(c in name for c in "/\\\0"):
@@ -208,22 +208,19 @@ def _write_book(run_dir: Path, book: dict) -> None:
 # --------------------------------------------------------------------------------------------------------------------
 # executing one run (in this process or a child)
 # --------------------------------------------------------------------------------------------------------------------
-def _capturing_trainer():
-    from ..train import Trainer
+def _final_capture():
+    """A callback keeping the final all-pairs evaluation of the whole test split, so the bench stores the DET data
+    without a second evaluation."""
+    from ..train.callbacks import Callback
 
-    class CapturingTrainer(Trainer):
-        """The trainer, keeping its last all-pairs evaluation of the whole test split (the final one) in ``final``
-        so the bench stores the DET data without a second evaluation."""
+    class FinalCapture(Callback):
+        result = None
 
-        final = None
+        def on_evaluation(self, trainer, result, final: bool) -> None:
+            if final:
+                self.result = result
 
-        def evaluate(self, max_samples=None, far=None):
-            result = super().evaluate(max_samples, far)
-            if result.n_embeddings == len(self.test_set):
-                self.final = result
-            return result
-
-    return CapturingTrainer
+    return FinalCapture()
 
 
 def _train(run_dir: Path, config: dict, threads: int, far: Sequence[float], log: Callable[[str], None]) -> str:
@@ -243,12 +240,15 @@ def _train(run_dir: Path, config: dict, threads: int, far: Sequence[float], log:
     t0 = time.perf_counter()
     trainer = None
     try:
-        trainer = _capturing_trainer()(config, run_dir, resume=True, log=log)
+        from ..train import Trainer
+
+        capture = _final_capture()
+        trainer = Trainer.from_config(config, run_dir, resume=True, log=log, callbacks=[capture])
         session["start_step"] = trainer.step
         metrics = trainer.fit()
         session["status"] = str(metrics.get("status", "finished"))
-        if session["status"] == "finished" and trainer.final is not None:
-            save_scores(run_dir / SCORES_NAME, trainer.final.genuine, trainer.final.impostor, far)
+        if session["status"] == "finished" and capture.result is not None:
+            save_scores(run_dir / SCORES_NAME, capture.result.genuine, capture.result.impostor, far)
         return session["status"]
     except KeyboardInterrupt:
         session["status"] = "interrupted"

@@ -102,14 +102,16 @@ def compute_scores(run_dir: str | os.PathLike, far: Sequence[float]) -> Path:
     """
     from ..checkpoint import load_checkpoint
     from ..data import build_dataset
+    from ..inference import embed
     from ..models import load_backbone
     from ..protocols import all_pairs
-    from ..train import embed
+    from ..train.build import evaluation_chunks
 
     run_dir = Path(run_dir)
     state = load_checkpoint(run_dir)
     backbone, config = load_backbone(state), state["config"]
     test_set = build_dataset(config["data"], "test")
-    emb = embed(backbone, test_set, batch_size=int(config["validate"]["batch_size"]))
+    chunks = evaluation_chunks(config["data"], test_set)
+    emb = embed(backbone, test_set, batch_size=int(config["validate"]["batch_size"]), chunks=chunks)
     result = all_pairs(emb, test_set.labels, far=list(far))
     return save_scores(run_dir / SCORES_NAME, result.genuine, result.impostor, far)

@@ -4,7 +4,7 @@ Writes ``OUT`` (N×d float32), ``<stem>.labels.npy`` (N int64 identity labels) a
 ``<stem>.keys.txt`` (one key per row: the relative path for image and audio folders, the utterance id for audio
 manifests and Kaldi lists); ``veriloss eval embeddings OUT`` reads them. Speaker models embed whole utterances
 (not normalized) or, with ``--chunk-seconds`` or the config's ``data.chunk_seconds``, the normalized mean of the
-normalized embeddings of overlapping chunks (unit norm; :func:`veriloss.data.audio.set_embedding_chunks`).
+normalized embeddings of overlapping chunks (unit norm; :func:`veriloss.data.audio.embedding_chunks`).
 """
 
 from __future__ import annotations
@@ -64,10 +64,10 @@ def run(args: argparse.Namespace) -> int:
     from .._io import OutputLock, output_file
     from ..checkpoint import load_checkpoint
     from ..data import ImageFolder, build_dataset
-    from ..data.audio import from_folder, set_embedding_chunks
+    from ..data.audio import embedding_chunks, from_folder
+    from ..inference import embed
     from ..models import load_backbone
     from ..models.speaker import WaveformBackbone
-    from ..train import embed
 
     if isinstance(args.batch_size, bool) or args.batch_size < 1:
         raise ValueError(f"--batch-size must be an integer ≥ 1, got {args.batch_size}")
@@ -100,18 +100,19 @@ def run(args: argparse.Namespace) -> int:
             else:
                 dataset = ImageFolder(root, backbone.input_size, grayscale=backbone.in_channels == 1)
                 keys = [p.relative_to(root).as_posix() for p in dataset.paths]
+        chunks = None
         if audio:
-            set_embedding_chunks(dataset, *chunking(args, config["data"]))
+            chunks = embedding_chunks(dataset.sample_rate, *chunking(args, config["data"]))
             keys = getattr(dataset, "utterances", None)
-        emb = embed(backbone, dataset, batch_size=args.batch_size).numpy().astype(np.float32)
+        emb = embed(backbone, dataset, batch_size=args.batch_size, chunks=chunks)
+        emb = emb.numpy().astype(np.float32)
         _save_npy(outputs["embeddings"], emb)
         _save_npy(outputs["labels"], dataset.labels.numpy().astype(np.int64))
         if keys is not None:
             write_text(outputs["keys"], "\n".join(keys) + "\n")
         else:  # keys of an earlier embedding under this name would pair with these rows
             outputs["keys"].unlink(missing_ok=True)
-    chunks = getattr(dataset, "chunk_samples", None)
-    how = f" (averaged {chunks / dataset.sample_rate:g} s chunks)" if chunks else ""
+    how = f" (averaged {chunks[0] / dataset.sample_rate:g} s chunks)" if chunks else ""
     print(f"wrote {emb.shape[0]} embeddings of dimension {emb.shape[1]}{how} to {out}")
     return 0
 

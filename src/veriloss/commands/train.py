@@ -58,7 +58,7 @@ def train_and_report(config: dict, out: Path, resume: bool, banner: str | None =
     from ..train import Trainer
     from ..train import distributed as D
 
-    trainer = Trainer(config, out, resume=resume, force=force)
+    trainer = Trainer.from_config(config, out, resume=resume, force=force)
     if D.rank() == 0:
         banner = banner or (
             f"training {config['loss']['name']} on {config['data']['name']} "

@@ -5,13 +5,14 @@ from __future__ import annotations
 from ..registry import Registry
 from .base import Head
 
-__all__ = ["aliases", "available", "create", "describe", "register"]
+__all__ = ["aliases", "available", "check", "create", "describe", "register"]
 
 _HEADS = Registry("head", positional=("embedding_dim", "num_classes"))
 register = _HEADS.register
 available = _HEADS.available
 aliases = _HEADS.aliases
 describe = _HEADS.describe
+check = _HEADS.check  # parameters checked without building (config loading)
 
 
 def create(name: str, embedding_dim: int, num_classes: int, **params) -> Head:

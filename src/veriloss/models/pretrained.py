@@ -19,6 +19,11 @@ def load_backbone(checkpoint: str | os.PathLike | dict, map_location: str = "cpu
     >>> backbone = load_backbone("runs/omniglot_arcface")  # doctest: +SKIP
     """
     state = checkpoint if isinstance(checkpoint, dict) else load_checkpoint(checkpoint, map_location=map_location)
+    if state["model_args"] is None:
+        raise ValueError(
+            "the checkpoint's backbone is a model of the user's own (trained from objects, not a config): build it "
+            "yourself and load load_checkpoint(path)['backbone'] into it"
+        )
     backbone = create(**state["model_args"])
     # the trainer converts BatchNorm for torch.distributed; its state dict keys are those of plain BatchNorm
     try:

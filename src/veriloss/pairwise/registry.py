@@ -5,13 +5,14 @@ from __future__ import annotations
 from ..registry import Registry
 from .base import PairwiseLoss
 
-__all__ = ["aliases", "available", "create", "describe", "register"]
+__all__ = ["aliases", "available", "check", "create", "describe", "register"]
 
 _LOSSES = Registry("pairwise loss")
 register = _LOSSES.register
 available = _LOSSES.available
 aliases = _LOSSES.aliases
 describe = _LOSSES.describe
+check = _LOSSES.check  # parameters checked without building (config loading)
 
 
 def create(name: str, **params) -> PairwiseLoss:

@@ -78,6 +78,26 @@ def _blocks(e: torch.Tensor, seg_end: np.ndarray, same: np.ndarray, block_size: 
         yield lead[gen_mask], lead[upper & ~gen_mask], rest
 
 
+def check_pairs(labels: torch.Tensor, what: str = "labels", fix: str = "") -> None:
+    """Raise ``ValueError`` unless the identity ``labels`` give all-pairs verification both kinds of pairs: genuine
+    (an identity with two samples) and impostor (two identities). ``what`` names the labels, ``fix`` what to change.
+
+    >>> check_pairs(torch.tensor([0, 1, 2]))
+    Traceback (most recent call last):
+    ...
+    ValueError: labels has 3 samples of 3 identities, none with two or more samples: there are no genuine pairs
+    """
+    counts = torch.bincount(labels.detach().cpu().long()) if len(labels) else torch.zeros(0, dtype=torch.long)
+    ids, repeated = int((counts > 0).sum()), int((counts >= 2).sum())
+    if repeated == 0 or ids < 2:
+        why = "there are no genuine pairs" if repeated == 0 else "there are no impostor pairs (a single identity)"
+        some = f"{repeated} of them" if repeated else "none"
+        raise ValueError(
+            f"{what} has {len(labels)} samples of {ids} identities, {some} with two or more samples: {why}"
+            + (f"; check {fix}" if fix else "")
+        )
+
+
 def all_pairs(
     embeddings: torch.Tensor,
     labels: torch.Tensor,
@@ -122,10 +142,7 @@ def all_pairs(
         seg_end = np.repeat(starts + sizes, sizes)
         n_gen = int(np.sum(sizes * (sizes - 1) // 2))
         n_imp = n * (n - 1) // 2 - n_gen
-        if n_gen == 0:
-            raise ValueError("labels has no repeated identity, so there are no genuine pairs (each label once)")
-        if n_imp == 0:
-            raise ValueError("labels has a single identity, so there are no impostor pairs")
+        check_pairs(y)
         top = max(floor_far_count(f, n_imp) for f in fars) + 1
         builder = SummaryBuilder(top=top, mantissa_bits=mantissa_bits)
         genuine = []

@@ -1,22 +1,92 @@
-"""Training callbacks that change a loss over time: margin warm-up (A3M-I re-initialization is in the trainer)."""
+"""Callbacks: what the training loop tells the outside, and the built-in jobs that listen to it.
+
+A :class:`Callback` may implement any of these events (the trainer passes itself first):
+
+* ``on_fit_start(trainer)``: once, before the first step of this call (also after a resume);
+* ``on_step_start(trainer)``: before each step (``trainer.step`` steps are done): change the loss here;
+* ``on_step_end(trainer, loss, stats)``: after each step, with the batch loss and the head's statistics;
+* ``on_log(trainer, row)``: each history row (training means every ``log.every_steps``, validation results);
+* ``on_epoch_end(trainer)``: after an epoch (and its validation), before its checkpoint;
+* ``on_evaluation(trainer, result, final)``: each all-pairs evaluation of the test split (``final``: the last one);
+* ``on_fit_end(trainer, metrics)``: once, at the end of the call; ``metrics["status"]`` is ``finished``,
+  ``interrupted`` or ``failed``.
+
+Built in (the trainer adds them from its config): :class:`Checkpointing`, :class:`MarginWarmup`,
+:class:`PrototypeReinit` (A3M-I), :class:`TensorBoard`, :class:`ProgressBar` and :class:`FinalReport`.
+"""
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
+
+import torch
+import torch.distributed as dist
 from torch import nn
 
+from ..functional.normalize import l2_normalize
 from ..heads.alpha import QMarginHead
+from ..inference import embed
+from . import distributed as D
 
-__all__ = ["MarginWarmup"]
+__all__ = [
+    "Callback",
+    "Checkpointing",
+    "FinalReport",
+    "MarginWarmup",
+    "ProgressBar",
+    "PrototypeReinit",
+    "TensorBoard",
+]
 
 _MARGIN_ATTRIBUTES = ("m", "m2", "m3")
 
 
-class MarginWarmup:
+class Callback:
+    """The base of every callback: each event does nothing unless overridden (see the module docstring).
+
+    >>> class CountSteps(Callback):
+    ...     steps = 0
+    ...     def on_step_end(self, trainer, loss, stats):
+    ...         self.steps += 1
+    """
+
+    def on_fit_start(self, trainer) -> None: ...
+
+    def on_step_start(self, trainer) -> None: ...
+
+    def on_step_end(self, trainer, loss: float, stats: dict) -> None: ...
+
+    def on_log(self, trainer, row: dict) -> None: ...
+
+    def on_epoch_end(self, trainer) -> None: ...
+
+    def on_evaluation(self, trainer, result, final: bool) -> None: ...
+
+    def on_fit_end(self, trainer, metrics: dict) -> None: ...
+
+
+class Checkpointing(Callback):
+    """Write the checkpoint every ``every_steps`` steps and at each epoch end (the loop also writes one when it is
+    interrupted, when a sample cannot be read, and before the final evaluation)."""
+
+    def __init__(self, every_steps: int):
+        self.every_steps = int(every_steps)
+
+    def on_step_end(self, trainer, loss, stats) -> None:
+        if trainer.step % self.every_steps == 0:
+            trainer.save()
+
+    def on_epoch_end(self, trainer) -> None:
+        trainer.save()
+
+
+class MarginWarmup(Callback):
     """Ramp a head's margin linearly from 0 to its configured value over ``steps`` steps.
 
     Additive margins (``m``; ``m2``, ``m3`` of the combined margin) are scaled by f = min(1, (step + 1)/steps).
     Q-Margin's margin lives in the reference measure: κ is ramped geometrically, ``κ(f) = κ^f`` (κ = 1 is no
-    margin). Heads without a margin, and ``steps`` = 0, are left alone.
+    margin). ``steps`` = 0 leaves the head alone; a head without a margin is an error.
     """
 
     def __init__(self, head: nn.Module, steps: int):
@@ -40,3 +110,131 @@ class MarginWarmup:
         f = min(1.0, (step + 1) / self.steps)
         for attr, value in self.base.items():
             setattr(self.head, attr, value**f if attr == "kappa" else value * f)
+
+    def on_step_start(self, trainer) -> None:
+        self(trainer.step)
+
+
+class PrototypeReinit(Callback):
+    """A3M-I: before step ``at_step``, every prototype ← the normalized mean of its class's normalized embeddings
+    of ``dataset`` (the training set without augmentation; embedded by rank slices, summed over ranks), and W's
+    optimizer state is reset (:meth:`veriloss.heads.alpha.A3MIHead.reinitialize_prototypes`)."""
+
+    def __init__(self, at_step: int, dataset: Callable[[], torch.utils.data.Dataset], batch_size: int = 512):
+        self.at_step, self.dataset, self.batch_size = int(at_step), dataset, int(batch_size)
+
+    def on_step_start(self, trainer) -> None:
+        if trainer.step != self.at_step:
+            return
+        trainer.flush()
+        plain = self.dataset()
+        r, w = D.rank(), D.world_size()
+        idx = list(range(r, len(plain), w))
+        emb = embed(trainer.backbone, plain, idx, self.batch_size, trainer.device, trainer.amp_dtype)
+        labels = plain.labels[idx]
+        k = plain.num_classes
+        x = l2_normalize(emb, dim=1)
+        sums = torch.zeros(k, x.shape[1]).index_add_(0, labels, x)
+        counts = torch.bincount(labels, minlength=k).float()
+        if D.is_distributed():
+            sums, counts = sums.to(trainer.device), counts.to(trainer.device)
+            dist.all_reduce(sums)
+            dist.all_reduce(counts)
+        means = sums.cpu() / counts.cpu().clamp_min(1)[:, None]
+        n = trainer.head.reinitialize_prototypes(means, trainer.optimizer)
+        trainer.log(f"step {trainer.step}: re-initialized {n} prototypes from class means")
+
+
+class TensorBoard(Callback):
+    """TensorBoard logs in ``folder``: every history row (``train/…``, ``val/…``) and the final test metrics
+    (``test/…``). Rank 0 only; nothing when tensorboard is not installed."""
+
+    def __init__(self, folder):
+        self.folder, self.writer = folder, None
+
+    def on_fit_start(self, trainer) -> None:
+        if D.rank() != 0:
+            return
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:  # tensorboard not installed: logs go to history.jsonl only
+            return
+        self.writer = SummaryWriter(str(self.folder), purge_step=trainer.step or None)
+
+    def on_log(self, trainer, row: dict) -> None:
+        if self.writer is None:
+            return
+        for key, value in row.items():
+            if key in ("step", "epoch", "seconds"):
+                continue
+            tag = f"val/{key[4:]}" if key.startswith("val_") else f"train/{key}"
+            self.writer.add_scalar(tag, value, row["step"])
+
+    def on_fit_end(self, trainer, metrics: dict) -> None:
+        if self.writer is None:
+            return
+        if metrics.get("status") == "finished" and "eer" in metrics:
+            self.writer.add_scalar("test/eer", metrics["eer"], trainer.step)
+            for t in metrics.get("tar_at_far", []):
+                if t.get("measurable"):
+                    self.writer.add_scalar(f"test/tar@{t['far']:g}", t["tar"], trainer.step)
+        self.writer.close()
+        self.writer = None
+
+
+class ProgressBar(Callback):
+    """A tqdm bar of steps with the batch loss and accuracy, on a terminal (rank 0)."""
+
+    def __init__(self):
+        self.bar = None
+
+    def on_fit_start(self, trainer) -> None:
+        if D.rank() != 0 or not sys.stderr.isatty():
+            return
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=trainer.total_steps, initial=trainer.step, unit="step", dynamic_ncols=True)
+
+    def on_step_end(self, trainer, loss, stats) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix(loss=f"{loss:.3f}", acc=f"{stats.get('accuracy', float('nan')):.3f}")
+
+    def on_fit_end(self, trainer, metrics) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+class FinalReport(Callback):
+    """After the final evaluation, the run's report in the output folder: ``metrics.md``/``.json`` (with the
+    config), ``roc.png``, ``det.png``, ``hist.png`` and ``curves.png`` (rank 0)."""
+
+    def __init__(self):
+        self.result = None
+
+    def on_evaluation(self, trainer, result, final: bool) -> None:
+        if final:
+            self.result = result
+
+    def on_fit_end(self, trainer, metrics: dict) -> None:
+        if D.rank() != 0 or self.result is None or metrics.get("status") != "finished":
+            return
+        from ..report.curves import plot_training_curves
+        from ..report.histograms import score_histograms
+        from ..report.plots import det_plot, roc_plot
+        from ..report.tables import write_metrics
+
+        result, far = self.result, trainer.report_fars
+        title = f"{trainer.name} on {trainer.data_name}: all pairs of {result.n_embeddings:,} test embeddings"
+        meta: dict = {"config": trainer.config}
+        if trainer.config_changes:  # --resume --force with another config: the run is a hybrid, and says so
+            meta["config_changes"] = trainer.config_changes
+        record = {k: v for k, v in metrics.items() if k != "status"}
+        write_metrics(trainer.out, [record], title=title, meta=meta)
+        systems = {trainer.name: (result.genuine, result.impostor)}
+        roc_plot(systems, trainer.out / "roc.png", far=far, title=title)
+        det_plot(systems, trainer.out / "det.png", far=far, title=title)
+        score_histograms(systems, trainer.out / "hist.png", title=title)
+        plot_training_curves(trainer.history, trainer.out / "curves.png")
+        self.result = None

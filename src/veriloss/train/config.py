@@ -16,7 +16,7 @@ import itertools
 import math
 import os
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -231,16 +231,27 @@ class Str(Rule):
 
 
 class Choice(Rule):
-    """One of a fixed set of strings."""
+    """One of a set of strings: fixed, or a registry's names (``options`` a function returning them, read at each
+    check, so names registered later are valid)."""
 
-    def __init__(self, *options: str, doc: str = ""):
+    def __init__(self, *options: str | Callable[[], Sequence[str]], doc: str = ""):
         super().__init__(doc)
-        self.options = options
-        self.expected = "one of " + ", ".join(options)
+        self._options = options
+
+    @property
+    def options(self) -> tuple[str, ...]:
+        if len(self._options) == 1 and callable(self._options[0]):
+            return tuple(self._options[0]())
+        return tuple(self._options)
+
+    @property
+    def expected(self) -> str:
+        return "one of " + ", ".join(self.options)
 
     def issues(self, value):
-        if not isinstance(value, str) or value not in self.options:
-            close = difflib.get_close_matches(value, self.options, n=1) if isinstance(value, str) else []
+        options = self.options
+        if not isinstance(value, str) or value not in options:
+            close = difflib.get_close_matches(value, options, n=1) if isinstance(value, str) else []
             yield "", value, "is not a valid choice" + (f" (did you mean {close[0]!r}?)" if close else "")
 
 
@@ -380,6 +391,84 @@ class Check:
     run: Callable[[dict], Iterator[tuple[str, Any, str]]]
 
 
+def _registry(name: str) -> list[str]:
+    """The names a registry knows (imported when first needed: the registries import their packages)."""
+    if name == "optimizers":
+        from . import optimizers as registry
+    elif name == "schedules":
+        from . import schedules as registry
+    else:
+        from ..data import samplers_available
+
+        return samplers_available()
+    return registry.available()
+
+
+def _lines(run: Callable[[], list[str] | None]) -> list[str]:
+    """The problems a registry check returns or raises, one per line."""
+    try:
+        return list(run() or [])
+    except ValueError as err:
+        return str(err).splitlines()
+
+
+def _data_section(config: dict):
+    from ..data import check_dataset_config
+
+    for line in _lines(lambda: check_dataset_config(config["data"])):
+        yield "", None, line
+
+
+def _model_section(config: dict):
+    from ..models import registry
+
+    params = dict(config["model"])
+    name = params.pop("name", None)
+    if not isinstance(name, str) or not name:
+        yield "", None, f"model.name is required (a string); available: {', '.join(registry.available())}"
+        return
+    for line in _lines(lambda: registry.check(name, params, "model", named=True)):
+        yield "", None, line
+
+
+def _loss_section(config: dict):
+    """The loss's name and parameters against the head or pair-loss registry, and each auxiliary term's."""
+    from ..heads import registry as heads
+    from ..pairwise import registry as pairwise
+
+    loss = config["loss"]
+    name = loss["name"]
+    params = {k: v for k, v in (loss["params"] or {}).items() if k != "sharded"}  # the trainer's layout option
+    known = [*heads.available(), *heads.aliases(), *pairwise.available(), *pairwise.aliases()]
+    if name.lower() in (*heads.available(), *heads.aliases()):
+        lines = _lines(lambda: heads.check(name, params, "loss.params"))
+    elif name.lower() in (*pairwise.available(), *pairwise.aliases()):
+        filled = {k: v for k, v in params.items() if k not in ("embedding_dim", "num_classes")}
+        lines = _lines(lambda: pairwise.check(name, filled, "loss.params"))
+    else:
+        close = difflib.get_close_matches(name.lower(), known, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        lines = [f"loss.name: unknown loss {name!r}{hint}; available: {', '.join(sorted(set(known)))}"]
+    for i, term in enumerate(loss["aux"] or []):
+        where = f"loss.aux[{i}]"
+        if term["name"].lower() not in (*pairwise.available(), *pairwise.aliases()):
+            valid = ", ".join(pairwise.available())
+            lines.append(f"{where}.name: {term['name']!r} is not a pair loss; available: {valid}")
+        else:
+            aux = {k: v for k, v in (term.get("params") or {}).items() if k not in ("embedding_dim", "num_classes")}
+            lines += _lines(lambda a=aux, t=term, w=where, c=pairwise.check: c(t["name"], a, f"{w}.params"))
+    for line in lines:
+        yield "", None, line
+
+
+#: the free-form sections, checked by the registries that own their keys (a typo anywhere fails at load)
+SECTION_CHECKS = (
+    Check(("data",), _data_section),
+    Check(("model",), _model_section),
+    Check(("loss.name", "loss.params", "loss.aux"), _loss_section),
+)
+
+
 # --------------------------------------------------------------------------------------------------------------------
 # the schema, section by section (each section's rules and checks can move to the registry that owns them)
 # --------------------------------------------------------------------------------------------------------------------
@@ -404,7 +493,7 @@ LOSS_RULES: dict[str, Rule] = {
 }
 
 OPTIM_RULES: dict[str, Rule] = {
-    "name": Choice("sgd", "adamw", "lazy-sgd", doc="the optimizer"),
+    "name": Choice(lambda: _registry("optimizers"), doc="the optimizer (veriloss.train.optimizers)"),
     "lr": Real(gt=0, doc="the learning rate"),
     "momentum": Real(ge=0, lt=1, doc="momentum, for sgd and lazy-sgd"),
     "nesterov": Bool(doc="Nesterov momentum, for sgd and lazy-sgd"),
@@ -428,7 +517,7 @@ def _nesterov_needs_momentum(config: dict):
 OPTIM_CHECKS = (Check(("optim.name", "optim.momentum", "optim.nesterov"), _nesterov_needs_momentum),)
 
 SCHEDULE_RULES: dict[str, Rule] = {
-    "kind": Choice("cosine", "step", "constant", doc="the learning-rate schedule after warm-up"),
+    "kind": Choice(lambda: _registry("schedules"), doc="the learning-rate schedule after warm-up"),
     "warmup_steps": Int(ge=0, doc="linear warm-up from 0 over this many steps"),
     "min_lr_scale": Real(ge=0, le=1, doc="the cosine floor as a fraction of lr"),
     "milestones": ListOf(Fraction(), increasing=True, doc="step: fractions of training where lr is × gamma"),
@@ -436,34 +525,24 @@ SCHEDULE_RULES: dict[str, Rule] = {
 }
 
 SAMPLER_RULES: dict[str, Rule] = {
-    "name": Choice("random", "pk", "class-balanced", doc="how batches are drawn"),
+    "name": Choice(lambda: _registry("samplers"), doc="how batches are drawn (veriloss.data.samplers)"),
     "p": Nullable(Int(ge=1), "unset; pk needs it", doc="pk: identities per batch"),
     "k": Nullable(Int(ge=1), "unset; pk needs it", doc="pk: samples per identity"),
 }
 
 
-def _pk_fills_the_batch(config: dict):
-    sampler, batch = config["sampler"], config["batch_size"]
-    if sampler["name"] != "pk":
-        return
-    p, k = sampler["p"], sampler["k"]
-    if p is None or k is None:
-        example = f", e.g. sampler: {{name: pk, p: {batch // 4}, k: 4}}" if batch % 4 == 0 else ""
-        yield (
-            "sampler",
-            sampler,
-            f"has no {'p' if p is None else 'k'}; sampler pk needs integers p, k ≥ 1 with p·k = batch_size "
-            f"({batch}): p identities × k samples each{example}",
-        )
-    elif p * k != batch:
-        yield (
-            "sampler",
-            sampler,
-            f"has p·k = {p}·{k} = {p * k}, not batch_size ({batch}); sampler pk needs p·k = batch_size",
-        )
+def _sampler_plan(config: dict):
+    """The sampler registry's own check of the section (e.g. pk: p·k = batch_size)."""
+    from ..data import check_sampler_config
+
+    try:
+        check_sampler_config(config["sampler"], config["batch_size"])
+    except ValueError as err:
+        for line in str(err).splitlines():
+            yield "", None, line
 
 
-SAMPLER_CHECKS = (Check(("sampler", "batch_size"), _pk_fills_the_batch),)
+SAMPLER_CHECKS = (Check(("sampler", "batch_size"), _sampler_plan),)
 
 VALIDATE_RULES: dict[str, Rule] = {
     "every_epochs": Nullable(Int(ge=0), "off", doc="evaluate every N epochs during training; 0: off"),
@@ -502,7 +581,7 @@ SCHEMA: dict[str, Any] = {
 }
 
 #: Rules across keys, applied after every key passed its own rule.
-CHECKS: tuple[Check, ...] = (*OPTIM_CHECKS, *SAMPLER_CHECKS)
+CHECKS: tuple[Check, ...] = (*OPTIM_CHECKS, *SAMPLER_CHECKS, *SECTION_CHECKS)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -598,7 +677,8 @@ def validate_config(config: dict, source: str | Mapping[str, str] | None = None)
         if any(_overlaps(k, f) for k in check.keys for f in failed):
             continue
         for key, value, message in check.run(config):
-            lines.append(f"{where.prefix(*check.keys)}{key}: {_show(value)} {message}")
+            text = message if key == "" else f"{key}: {_show(value)} {message}"  # "": a registry's whole line
+            lines.append(f"{where.prefix(*check.keys)}{text}")
     if lines:
         raise ValueError("\n".join(lines))
     return config

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import os
+from collections.abc import Sequence
 
 import torch
 import torch.distributed as dist
@@ -17,6 +18,7 @@ from torch.distributed import nn as dist_nn
 
 __all__ = [
     "CrossRankBatchNorm",
+    "clip_grad_norm",
     "convert_batchnorm",
     "init_from_env",
     "is_distributed",
@@ -113,3 +115,31 @@ def convert_batchnorm(module: nn.Module) -> nn.Module:
     for name, child in module.named_children():
         setattr(module, name, convert_batchnorm(child))
     return module
+
+
+def clip_grad_norm(parameters, max_norm: float, sharded_params: Sequence[torch.Tensor] = ()) -> float:
+    """Scale all gradients so their global L2 norm is at most ``max_norm``; sparse gradients (streaming heads)
+    count by their stored values. ``sharded_params`` (a sharded head's slices, different on each rank) count by
+    their squares summed over ranks (a collective), so every rank clips by the norm of the whole model. Returns
+    the norm before clipping."""
+    shard_ids = {id(p) for p in sharded_params}
+    params = [p for p in parameters if p.grad is not None]
+    grads = [p.grad for p in params]
+
+    def squares(gs: list[torch.Tensor]) -> list[torch.Tensor]:
+        return [(g.coalesce().values() if g.is_sparse else g).float().pow(2).sum() for g in gs]
+
+    parts = squares([p.grad for p in params if id(p) not in shard_ids])
+    if sharded_params:  # every rank takes part, with 0 where its slice has no gradient
+        local = squares([p.grad for p in params if id(p) in shard_ids])
+        total = torch.stack(local).sum() if local else torch.zeros((), device=sharded_params[0].device)
+        if is_distributed():
+            dist.all_reduce(total)
+        parts.append(total)
+    if not parts:
+        return 0.0
+    norm = float(torch.stack([t.to(parts[0].device) for t in parts]).sum().sqrt())
+    if norm > max_norm:
+        for g in grads:
+            g.mul_(max_norm / (norm + 1e-6))
+    return norm

@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
+from pathlib import Path
 
-__all__ = ["SAFE_TO_CHANGE", "config_changes", "describe_changes", "flatten", "unsafe_changes"]
+from ..checkpoint import CHECKPOINT_NAME, load_checkpoint
+
+__all__ = ["SAFE_TO_CHANGE", "config_changes", "describe_changes", "flatten", "stored_state", "unsafe_changes"]
 
 #: dotted keys (or section prefixes) that may differ on ``--resume``: logging, checkpoint frequency, data loading,
 #: the reported evaluation, and the layout of an α head (sharded over processes, streamed in chunks: the same loss)
@@ -77,3 +81,26 @@ def unsafe_changes(old: dict, new: dict) -> dict[str, tuple[object, object]]:
         for k, v in config_changes(old, new).items()
         if not any(k == s or k.startswith(s + ".") for s in SAFE_TO_CHANGE)
     }
+
+
+def stored_state(out: Path, config: dict, force: bool, log: Callable[[str], None]) -> tuple[dict | None, list[dict]]:
+    """The checkpoint in ``out`` to resume from (None: there is none) and the run's record of forced config changes,
+    after comparing its config with ``config``: a change outside :data:`SAFE_TO_CHANGE` raises ``ValueError``
+    naming the keys, unless ``force`` (then it is logged and appended to the record)."""
+    path = Path(out) / CHECKPOINT_NAME
+    if not path.exists():
+        log(f"no checkpoint in {out}; starting from scratch")
+        return None, []
+    state = load_checkpoint(path, map_location="cpu")
+    changes = unsafe_changes(state["config"], config)
+    record = list(state.get("config_changes", []))
+    if changes and not force:
+        raise ValueError(
+            f"--resume: {path} was trained with another config ({describe_changes(changes, then='stored')}); "
+            "resuming would mix two runs. Use the stored config, another --out, or --force to continue anyway"
+        )
+    if changes:
+        every = describe_changes(changes, limit=len(changes), then="stored")
+        log(f"warning: --force: resuming with a changed config ({every}); the run records it")
+        record.append({"step": state["step"], "changed": {k: {"stored": a, "now": b} for k, (a, b) in changes.items()}})
+    return state, record

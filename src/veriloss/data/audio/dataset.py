@@ -1,0 +1,170 @@
+"""The audio dataset (utterances decoded on access), batching of utterances of different lengths, and the choice of
+test-time chunked embedding."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from ..corrupt import CorruptSampleError, report
+from .augment import AddNoise, SpeedPerturb
+from .decode import check_audio, load_audio
+from .waveform import random_crop
+
+__all__ = ["AudioDataset", "embedding_chunks", "pad_collate"]
+
+
+class AudioDataset(Dataset):
+    """Utterances ``items = [(source, label), …]`` decoded on access (items, sources: :mod:`veriloss.data.audio`).
+
+    ``crop_seconds`` set (training): a random ``round(crop_seconds · sample_rate)``-sample crop per access
+    (:func:`random_crop`: shorter utterances are repeated), after ``speed`` (a :class:`SpeedPerturb`) on the whole
+    utterance and before ``noise`` (an :class:`AddNoise`) and ``transform`` (any callable on (1, T)).
+    ``crop_seconds=None`` (test): the whole utterance, with ``transform`` only if given.
+    Utterances shorter than ``min_seconds`` (default 0.1 s) and missing, empty, truncated or unreadable files raise
+    :class:`~veriloss.data.CorruptSampleError` naming the source, the item and its utterance id.
+    ``speakers[label]`` is the speaker id of a label when the factories build the dataset;
+    ``utterances`` (set by the factories) the key of each item (utterance id or relative path), in item order.
+
+    :meth:`verify` checks every file's header (:func:`check_audio`; ``decode=True``: decodes them). With
+    ``skip_corrupt=True`` the construction runs it (the factories: once ``utterances`` is set) and drops the bad
+    items (listed in ``skipped``, with a warning; labels and ``num_classes`` unchanged).
+    """
+
+    channels = 1
+    image_size = None
+
+    def __init__(
+        self,
+        items: Sequence[tuple[str, int]],
+        sample_rate: int = 16000,
+        crop_seconds: float | None = 2.0,
+        min_seconds: float = 0.1,
+        speed: SpeedPerturb | None = None,
+        noise: AddNoise | None = None,
+        transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        speakers: Sequence[str] | None = None,
+        skip_corrupt: bool = False,
+    ):
+        if isinstance(sample_rate, bool) or not isinstance(sample_rate, int) or sample_rate < 1:
+            raise ValueError(f"sample_rate must be a positive integer (Hz), got {sample_rate!r}")
+        if crop_seconds is not None and not (isinstance(crop_seconds, (int, float)) and crop_seconds > 0):
+            raise ValueError(f"crop_seconds must be > 0 or None (whole utterances), got {crop_seconds!r}")
+        if not (isinstance(min_seconds, (int, float)) and min_seconds >= 0):
+            raise ValueError(f"min_seconds must be ≥ 0, got {min_seconds!r}")
+        if len(items) == 0:
+            raise ValueError("items is empty: an audio dataset needs at least one (source, label) pair")
+        sources, labels = [], []
+        for i, item in enumerate(items):
+            if len(item) != 2 or isinstance(item[1], bool) or not isinstance(item[1], (int, np.integer)) or item[1] < 0:
+                raise ValueError(f"items[{i}] must be (source, label) with a non-negative int label, got {item!r}")
+            sources.append(os.fspath(item[0]))
+            labels.append(int(item[1]))
+        for name, value in (("speed", speed), ("noise", noise), ("transform", transform)):
+            if value is not None and not callable(value):
+                raise ValueError(f"{name} must be callable or None, got {type(value).__name__}")
+        self.sources = sources
+        self.labels = torch.tensor(labels, dtype=torch.long)
+        self.num_classes = int(self.labels.max()) + 1
+        self.sample_rate = sample_rate
+        self.crop_seconds = crop_seconds
+        self.crop_samples = None if crop_seconds is None else max(1, round(crop_seconds * sample_rate))
+        self.min_samples = max(1, math.ceil(min_seconds * sample_rate))
+        self.speed, self.noise, self.transform = speed, noise, transform
+        self.speakers = list(speakers) if speakers is not None else None
+        self.skip_corrupt = bool(skip_corrupt)
+        self.skipped: list[str] = []
+        if self.skip_corrupt:
+            self.verify()
+
+    def __len__(self) -> int:
+        return len(self.sources)
+
+    def _at(self, exc: CorruptSampleError, index: int) -> CorruptSampleError:
+        utterances = getattr(self, "utterances", None)
+        utt = utterances[index] if utterances is not None and len(utterances) == len(self) else None
+        return exc.at(index, utt, None if utt is None else f"utterance {utt!r}")
+
+    def _keep(self, keep: np.ndarray) -> None:
+        n, kept = len(self), keep.tolist()
+        self.sources = [self.sources[i] for i in kept]
+        self.labels = self.labels[torch.from_numpy(keep)]
+        for name in ("utterances", "num_samples"):
+            values = getattr(self, name, None)
+            if isinstance(values, list) and len(values) == n:
+                setattr(self, name, [values[i] for i in kept])
+
+    def verify(self, decode: bool = False) -> list[str]:
+        """Check every utterance's header (:func:`check_audio`; ``decode=True``: decode it); return the messages of
+        the bad ones (dropped when ``skip_corrupt``, else :class:`~veriloss.data.CorruptSampleError` listing them)."""
+        bad = []
+        for i, src in enumerate(self.sources):
+            try:
+                if decode:
+                    load_audio(src, self.sample_rate, self.min_samples)
+                else:
+                    check_audio(src, self.sample_rate, self.min_samples)
+            except CorruptSampleError as exc:
+                bad.append((i, self._at(exc, i)))
+        return report(self, bad, "utterances")
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        try:
+            wave = load_audio(self.sources[index], self.sample_rate, self.min_samples)
+        except CorruptSampleError as exc:
+            raise self._at(exc, index) from None
+        if self.crop_samples is not None:
+            if self.speed is not None:
+                wave = self.speed(wave)
+            wave = random_crop(wave, self.crop_samples)
+            if self.noise is not None:
+                wave = self.noise(wave)
+        if self.transform is not None:
+            wave = self.transform(wave)
+        return wave.contiguous(), int(self.labels[index])
+
+
+def pad_collate(batch: Sequence[tuple[torch.Tensor, int]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Batch items of different lengths: waveforms zero-padded at the end to (B, 1, T_max), labels (B,) and
+    lengths (B,) in samples (for a ``DataLoader(collate_fn=pad_collate)``). The speaker backbones do not mask
+    padding, so use it to group or split a batch, not to embed padded utterances as if they were whole."""
+    if len(batch) == 0:
+        raise ValueError("pad_collate got an empty batch")
+    lengths = torch.tensor([w.shape[-1] for w, _ in batch], dtype=torch.long)
+    out = torch.zeros(len(batch), 1, int(lengths.max()))
+    for i, (w, _) in enumerate(batch):
+        out[i, :, : w.shape[-1]] = w.reshape(1, -1)
+    return out, torch.tensor([int(y) for _, y in batch], dtype=torch.long), lengths
+
+
+def embedding_chunks(
+    sample_rate: int, chunk_seconds: float | None, chunk_hop: float | None = None
+) -> tuple[int, int] | None:
+    """Test-time chunks for :func:`veriloss.inference.embed` in samples, ``(chunk, hop)``, from seconds at
+    ``sample_rate``: None for whole utterances (``chunk_seconds`` None); else chunks of ``round(chunk_seconds ·
+    sample_rate)`` samples every ``round(chunk_hop · sample_rate)`` (default ``chunk_hop = chunk_seconds / 2``, half
+    overlapping; at most ``chunk_seconds``, so no audio is skipped).
+
+    >>> embedding_chunks(16000, 3.0)
+    (48000, 24000)
+    """
+    if not isinstance(sample_rate, int) or isinstance(sample_rate, bool) or sample_rate < 1:
+        raise ValueError(f"sample_rate must be a positive integer, got {sample_rate!r}")
+    if chunk_seconds is None:
+        if chunk_hop is not None:
+            raise ValueError(f"chunk_hop ({chunk_hop!r}) needs chunk_seconds (null: whole utterances, no chunks)")
+        return None
+    for name, value in (("chunk_seconds", chunk_seconds), ("chunk_hop", chunk_hop)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0):
+            raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+    hop = chunk_seconds / 2 if chunk_hop is None else chunk_hop
+    if hop > chunk_seconds:
+        raise ValueError(
+            f"chunk_hop ({hop} s) must not exceed chunk_seconds ({chunk_seconds} s): audio would be skipped"
+        )
+    return max(1, round(chunk_seconds * sample_rate)), max(1, round(hop * sample_rate))
