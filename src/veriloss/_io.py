@@ -91,7 +91,7 @@ class OutputLock:
     ...     OutputLock(d).acquire()
     Traceback (most recent call last):
     ...
-    ValueError: ... is in use by another veriloss process (pid ...); wait for it to end or choose another output
+    ValueError: ... is in use by another veriloss process (pid ...); wait for it to end or choose another output ...
     """
 
     def __init__(self, folder: str | os.PathLike, what: str = "output folder", name: str = LOCK_NAME):

@@ -303,7 +303,12 @@ def test_the_schema_covers_the_defaults_exactly():
 @pytest.mark.parametrize("recipe", RECIPES, ids=[p.stem for p in RECIPES])
 def test_every_packaged_recipe_loads_unchanged_and_validates(recipe):
     config = load_config(recipe)
-    assert config == merge(DEFAULTS, _parse(recipe.read_text(encoding="utf-8")))  # validation changes nothing
+    raw = _parse(recipe.read_text(encoding="utf-8"))
+    if "base" in raw:  # the base recipe with this recipe's sections: its loss whole, the others key by key
+        base = _parse((recipe.parent / f"{raw.pop('base')}.yaml").read_text(encoding="utf-8"))
+        assert "base" not in base and set(raw) == {"loss"}
+        raw = {**base, "loss": raw["loss"]}
+    assert config == merge(DEFAULTS, raw)  # validation changes nothing
     assert validate_config(copy.deepcopy(config)) == config
     assert apply_override(config, f"epochs={config['epochs']}") == config
 
@@ -314,3 +319,52 @@ def test_every_suite_entry_validates():
     for name in available_suites():
         for variant in suite_variants(load_suite(name)):
             validate_config(copy.deepcopy(variant.config), f"suite {name}, entry {variant.name}")
+
+
+# --- recipes that inherit a base; --set that replaces -----------------------------------------------------------------
+def test_a_recipe_inherits_its_base_merging_sections_and_giving_its_loss_whole(tmp_path):
+    (tmp_path / "base.yaml").write_text(
+        "epochs: 5\noptim: {name: sgd, lr: 0.2}\ndata: {name: synthetic, train_identities: 40}\n"
+        "loss: {name: arcface, params: {s: 30, m: 0.5}, reinit: null}\n"
+    )
+    (tmp_path / "child.yaml").write_text(
+        "base: base\noptim: {lr: 0.05}\ndata: {test_identities: 9}\nloss: {name: cosface, params: {m: 0.2}}\n"
+    )
+    config = load_config(tmp_path / "child.yaml")
+    assert config["epochs"] == 5 and config["optim"]["name"] == "sgd" and config["optim"]["lr"] == 0.05
+    assert config["data"] == {"name": "synthetic", "train_identities": 40, "test_identities": 9}
+    assert config["loss"]["params"] == {"m": 0.2} and config["loss"]["name"] == "cosface"  # no s from the base
+    (tmp_path / "grandchild.yaml").write_text("base: child.yaml\nepochs: 2\n")
+    config = load_config(tmp_path / "grandchild.yaml")
+    assert config["epochs"] == 2 and config["loss"]["name"] == "cosface" and config["optim"]["lr"] == 0.05
+    packaged = tmp_path / "packaged.yaml"
+    packaged.write_text("base: omniglot_softmax\nepochs: 1\n")
+    assert load_config(packaged)["data"]["name"] == "omniglot"
+
+
+def test_base_errors_name_the_file_and_line(tmp_path):
+    (tmp_path / "a.yaml").write_text("base: b\n")
+    (tmp_path / "b.yaml").write_text("epochs: 2\nbase: a\n")
+    with pytest.raises(ValueError, match=r"base recipes form a cycle"):
+        load_config(tmp_path / "a.yaml")
+    (tmp_path / "c.yaml").write_text("epochs: 2\nbase: nowhere\n")
+    with pytest.raises(ValueError, match=r"c\.yaml:2: base: recipe 'nowhere' is neither a file nor a packaged"):
+        load_config(tmp_path / "c.yaml")
+    (tmp_path / "d.yaml").write_text("epochs: 1.5\n")
+    (tmp_path / "e.yaml").write_text("base: d\nbatch_size: 8\n")
+    with pytest.raises(ValueError, match=r"d\.yaml:1: epochs: 1\.5 is not an integer"):
+        load_config(tmp_path / "e.yaml")
+
+
+def test_set_with_colon_equals_replaces_instead_of_merging():
+    config = load_config("omniglot_qmargin", ["loss:={name: cosface, params: {s: 30, m: 0.2}}"])
+    assert config["loss"]["params"] == {"s": 30, "m": 0.2} and config["loss"]["init_std"] is None
+    config = load_config("omniglot_qmargin", ["loss.name=cosface", "loss.params:={s: 30}"])
+    assert config["loss"]["params"] == {"s": 30} and config["loss"]["init_std"] == 0.01
+    with pytest.raises(ValueError, match=r"--set loss\.name=cosface: unknown loss\.params key\(s\) alpha"):
+        load_config("omniglot_qmargin", ["loss.name=cosface"])  # merging keeps the recipe's alpha: a clear error
+    config = load_config("omniglot_softmax", ["optim:={name: adamw}"])
+    assert config["optim"] == {**DEFAULTS["optim"], "name": "adamw"}  # the section's defaults, not the recipe's
+    assert load_config("omniglot_softmax", ["data:={name: synthetic}"])["data"] == {"name": "synthetic"}
+    with pytest.raises(ValueError, match=r"--set optim\.nope:=1: unknown config key 'optim\.nope'"):
+        load_config(None, ["optim.nope:=1"])

@@ -707,23 +707,60 @@ def merge(base: dict, update: dict, path: str = "") -> dict:
     return out
 
 
-def _override(assignment: str) -> tuple[str, Any]:
-    """``dotted.key=value`` → (key, parsed value)."""
+def _override(assignment: str) -> tuple[str, Any, bool]:
+    """``dotted.key=value`` (merge) or ``dotted.key:=value`` (replace) → (key, parsed value, replace)."""
     if "=" not in assignment:
-        raise ValueError(f"--set expects key=value, got {assignment!r}")
+        raise ValueError(f"--set expects key=value or key:=value, got {assignment!r}")
     key, raw = assignment.split("=", 1)
-    key = key.strip()
+    replace = key.endswith(":")
+    key = key.removesuffix(":").strip()
     if not key:
-        raise ValueError(f"--set expects key=value, got {assignment!r}")
+        raise ValueError(f"--set expects key=value or key:=value, got {assignment!r}")
     try:
-        return key, _parse(raw)
+        return key, _parse(raw), replace
     except yaml.YAMLError as err:
         raise ValueError(f"--set {key}: cannot parse value {raw!r}: {err}") from None
 
 
+def _default_at(key: str) -> Any:
+    """The default of a dotted key (None when DEFAULTS has no such key)."""
+    node: Any = DEFAULTS
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
 def apply_override(config: dict, assignment: str) -> dict:
-    """Apply one ``dotted.key=value`` (value parsed as YAML: numbers, lists, true/false, null)."""
-    key, value = _override(assignment)
+    """Apply one ``--set``: ``dotted.key=value`` merges the value (parsed as YAML: numbers, lists, true/false, null,
+    mappings) into the config; ``dotted.key:=value`` replaces what is at the key, as if the recipe had not set it: a
+    section gets its defaults plus ``value`` (``loss:={name: cosface, params: {s: 30}}`` drops the recipe's loss
+    parameters), a free-form section (``data``, ``model``, ``loss.params``) exactly ``value``.
+
+    >>> recipe = apply_override(DEFAULTS, "loss.params={s: 30, m: 0.5}")
+    >>> apply_override(recipe, "loss.params:={s: 16}")["loss"]["params"]
+    {'s': 16}
+    """
+    key, value, replace = _override(assignment)
+    if replace:
+        default = _default_at(key)
+        if isinstance(default, dict) and key not in FREE_FORM and isinstance(value, dict):
+            value = merge(default, value, key)
+        parts = key.split(".")
+        out = copy.deepcopy(config)
+        node = out
+        for i, part in enumerate(parts[:-1]):
+            if not isinstance(node.get(part), dict):
+                raise ValueError(f"unknown config key {'.'.join(parts[: i + 1])!r}")
+            node = node[part]
+        parent = ".".join(parts[:-1])
+        if parent not in FREE_FORM and parts[-1] not in node:
+            raise ValueError(
+                f"unknown config key {key!r}; valid keys{' in ' + parent if parent else ''}: {', '.join(node)}"
+            )
+        node[parts[-1]] = copy.deepcopy(value)
+        return out
     update: dict = value
     for part in reversed(key.split(".")):
         update = {part: update}
@@ -814,31 +851,71 @@ def recipe_path(name: str | os.PathLike) -> Path:
     return packaged_file(name, CONFIGS_DIR, "recipe")
 
 
+def _merge_recipes(base: dict, recipe: dict) -> dict:
+    """A recipe over its ``base``: sections merge key by key, except ``loss``, which a recipe gives whole."""
+    out = copy.deepcopy(base)
+    for key, value in recipe.items():
+        if key != "loss" and isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge_recipes(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _read_recipe(path: Path, chain: tuple[Path, ...] = ()) -> tuple[dict, dict[str, str]]:
+    """A recipe file's mapping with its ``base:`` recipes applied (a file beside it, else a packaged recipe), and
+    where each dotted key came from (``file:line``)."""
+    if not path.is_file():
+        raise ValueError(f"config file {str(path)!r} does not exist")
+    if path.resolve() in chain:
+        cycle = " → ".join(str(p) for p in (*chain, path.resolve()))
+        raise ValueError(f"config file {str(path)!r}: its base recipes form a cycle ({cycle})")
+    loaded, lines = read_yaml(path)
+    loaded = loaded or {}
+    if not isinstance(loaded, dict):
+        raise ValueError(f"config file {str(path)!r} must hold a mapping at the top level")
+    sources = {key: f"{path}:{line}" for key, line in lines.items()}
+    if "base" not in loaded:
+        return loaded, sources
+    base, where = loaded.pop("base"), sources.pop("base")
+    if not isinstance(base, str) or not base:
+        raise ValueError(f"{where}: base: {base!r} must name a recipe (a file beside this one, or a packaged one)")
+    beside = path.parent / (base if base.endswith(".yaml") else f"{base}.yaml")
+    try:
+        base_path = beside if beside.is_file() else recipe_path(base)
+    except ValueError as err:
+        raise ValueError(f"{where}: base: {err}") from None
+    parent, parent_sources = _read_recipe(base_path, (*chain, path.resolve()))
+    if "loss" in loaded:  # given whole: nothing of the base's loss remains
+        parent_sources = {k: v for k, v in parent_sources.items() if k != "loss" and not k.startswith("loss.")}
+    return _merge_recipes(parent, loaded), {**parent_sources, **sources}
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> dict:
-    """Defaults, then the YAML file at ``path`` (if any), then each ``key=value`` override in order, then
-    :func:`validate_config` (errors name ``path:LINE`` or the ``--set`` a bad value came from)."""
+    """Defaults, then the YAML file at ``path`` (if any; a packaged recipe by name; ``base: <recipe>`` in it starts from that recipe, whose
+    sections it updates key by key, except ``loss``, which it gives whole), then each ``--set`` override in order
+    (:func:`apply_override`), then :func:`validate_config` (errors name ``path:LINE`` or the ``--set``)."""
     config = copy.deepcopy(DEFAULTS)
     sources: dict[str, str] = {}
     if path is not None:
         path = Path(path)
-        if not path.is_file():
-            raise ValueError(f"config file {str(path)!r} does not exist")
-        loaded, lines = read_yaml(path)
-        loaded = loaded or {}
-        if not isinstance(loaded, dict):
-            raise ValueError(f"config file {str(path)!r} must hold a mapping at the top level")
+        if not path.is_file() and path.suffix == "":  # a packaged recipe by name (omniglot_arcface)
+            path = recipe_path(path)
+        loaded, sources = _read_recipe(path)
         try:
             config = merge(config, loaded)
         except ValueError as err:  # an unknown key or a free-form section that is not a mapping: where it is
             named = re.search(r"(?:key|section) '([^']+)'", str(err))
-            line = lines.get(named.group(1)) if named else None
-            raise ValueError(f"{path}{f':{line}' if line else ''}: {err}") from None
-        sources.update({key: f"{path}:{line}" for key, line in lines.items()})
+            where = sources.get(named.group(1)) if named else None
+            raise ValueError(f"{where or path}: {err}") from None
     for assignment in overrides:
-        key, value = _override(assignment)
+        key, value, replace = _override(assignment)
         try:
             config = apply_override(config, assignment)
         except ValueError as err:
             raise ValueError(f"--set {assignment}: {err}") from None
+        if replace:
+            for old in [k for k in sources if k == key or k.startswith((key + ".", key + "["))]:
+                del sources[old]
         _record(sources, key, value, f"--set {assignment}")
     return validate_config(config, sources)
