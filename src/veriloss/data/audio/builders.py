@@ -42,8 +42,21 @@ SPEECHOCEAN_ZIP = "speechocean762_train_opus.zip"
 SPEECHOCEAN_MANIFEST = "manifest.tsv"
 
 
-def _clips(split: str, crop_seconds, sample_rate, augment: bool, skip_corrupt: bool) -> dict[str, Any]:
+def _rate_and_chunks(sample_rate, chunk_seconds, chunk_hop) -> int:
+    """The checked ``sample_rate``, after checking the test-time chunks (``chunk_seconds``/``chunk_hop``: read from
+    the config by the evaluation, :func:`veriloss.data.audio.embedding_chunks`; the dataset does not change)."""
+    sample_rate = at_least("sample_rate", sample_rate, 8000)
+    embedding_chunks(
+        sample_rate, positive_seconds("chunk_seconds", chunk_seconds), positive_seconds("chunk_hop", chunk_hop)
+    )
+    return sample_rate
+
+
+def _clips(
+    split: str, crop_seconds, sample_rate, augment: bool, skip_corrupt: bool, chunk_seconds, chunk_hop
+) -> dict[str, Any]:
     """The :class:`AudioDataset` arguments every file-based audio dataset shares (crops, rate, augmentation)."""
+    sample_rate = _rate_and_chunks(sample_rate, chunk_seconds, chunk_hop)
     augment = augment and split == "train"
     return {
         "sample_rate": sample_rate,
@@ -52,13 +65,6 @@ def _clips(split: str, crop_seconds, sample_rate, augment: bool, skip_corrupt: b
         "noise": AddNoise(sample_rate=sample_rate) if augment else None,
         "skip_corrupt": skip_corrupt,
     }
-
-
-def _chunked(ds: Dataset, split: str, chunks: tuple[float | None, float | None]) -> Dataset:
-    """``chunk_seconds``/``chunk_hop`` are checked here; the evaluation reads them from the config
-    (:func:`veriloss.data.audio.embedding_chunks`), the dataset itself does not change."""
-    embedding_chunks(ds.sample_rate, *chunks)
-    return ds
 
 
 def speechocean(
@@ -77,9 +83,8 @@ def speechocean(
     """speechocean762 from ``root`` (the folder with ``speechocean762_train_opus.zip`` and ``manifest.tsv``):
     ``train_speakers`` of its 125 speakers, chosen by :func:`speaker_split` with ``seed``, train; the others are
     the test split."""
-    sample_rate, seed = at_least("sample_rate", sample_rate, 8000), at_least("seed", seed, 0)
-    chunks = (positive_seconds("chunk_seconds", chunk_seconds), positive_seconds("chunk_hop", chunk_hop))
-    kwargs = _clips(split, crop_seconds, sample_rate, augment, skip_corrupt)
+    seed = at_least("seed", seed, 0)
+    kwargs = _clips(split, crop_seconds, sample_rate, augment, skip_corrupt, chunk_seconds, chunk_hop)
     folder = Path(root).expanduser()
     zip_path, manifest = folder / SPEECHOCEAN_ZIP, folder / SPEECHOCEAN_MANIFEST
     for path in (zip_path, manifest):
@@ -91,7 +96,7 @@ def speechocean(
     train_speakers = at_least("train_speakers", train_speakers, 1)
     train_ids, test_ids = speaker_split((r["speaker"] for r in rows), train_speakers, seed)
     ds = from_manifest(manifest, zip_path, speakers=train_ids if split == "train" else test_ids, **kwargs)
-    return _chunked(ds, split, chunks)
+    return ds
 
 
 def synthetic_audio(
@@ -112,8 +117,10 @@ def synthetic_audio(
     """Generated speakers (:class:`SyntheticSpeakers`): ``train_speakers`` or ``test_speakers`` (voices after the
     training ones) with ``utterances_per_speaker`` utterances of ``seconds`` each from ``seed``; ``augment`` adds
     noise only; ``skip_corrupt`` has no effect."""
-    sample_rate, seed = at_least("sample_rate", sample_rate, 8000), at_least("seed", seed, 0)
-    chunks = (positive_seconds("chunk_seconds", chunk_seconds), positive_seconds("chunk_hop", chunk_hop))
+    seed = at_least("seed", seed, 0)
+    sample_rate = _clips(split, crop_seconds, sample_rate, augment, skip_corrupt, chunk_seconds, chunk_hop)[
+        "sample_rate"
+    ]
     noise = AddNoise(sample_rate=sample_rate) if augment and split == "train" else None
     train = at_least("train_speakers", train_speakers, 1)
     crop = positive_seconds("crop_seconds", crop_seconds) if split == "train" else None
@@ -127,7 +134,7 @@ def synthetic_audio(
         crop_seconds=crop,
         transform=noise,
     )
-    return _chunked(ds, split, chunks)
+    return ds
 
 
 def audio_folder(
@@ -144,14 +151,12 @@ def audio_folder(
 ) -> AudioDataset:
     """Speaker folders (:func:`from_folder`: one sub-folder per speaker, files at any depth, as VoxCeleb):
     ``train_root``, ``test_root``, each required for its split."""
-    sample_rate = at_least("sample_rate", sample_rate, 8000)
-    chunks = (positive_seconds("chunk_seconds", chunk_seconds), positive_seconds("chunk_hop", chunk_hop))
-    kwargs = _clips(split, crop_seconds, sample_rate, augment, skip_corrupt)
+    kwargs = _clips(split, crop_seconds, sample_rate, augment, skip_corrupt, chunk_seconds, chunk_hop)
     root = train_root if split == "train" else test_root
     if root is None:
         what = "one sub-folder of audio files per speaker"
         raise ValueError(f"data.{split}_root is required for 'audio-folder' ({what})")
-    return _chunked(from_folder(Path(root).expanduser(), **kwargs), split, chunks)
+    return from_folder(Path(root).expanduser(), **kwargs)
 
 
 def audio_list(
@@ -170,9 +175,7 @@ def audio_list(
     """Utterance lists: ``train_list``, ``test_list``, each required for its split, a manifest TSV
     (:func:`from_manifest`; its ``file`` column relative to ``audio_root``, a folder or a .zip, default the
     manifest's folder) or a Kaldi data folder holding ``wav.scp`` and ``utt2spk`` (:func:`from_kaldi`)."""
-    sample_rate = at_least("sample_rate", sample_rate, 8000)
-    chunks = (positive_seconds("chunk_seconds", chunk_seconds), positive_seconds("chunk_hop", chunk_hop))
-    kwargs = _clips(split, crop_seconds, sample_rate, augment, skip_corrupt)
+    kwargs = _clips(split, crop_seconds, sample_rate, augment, skip_corrupt, chunk_seconds, chunk_hop)
     key, listed = f"{split}_list", train_list if split == "train" else test_list
     if listed is None:
         raise ValueError(
@@ -186,7 +189,7 @@ def audio_list(
     else:
         base = Path(audio_root).expanduser() if audio_root is not None else path.parent
         ds = from_manifest(path, base, **kwargs)
-    return _chunked(ds, split, chunks)
+    return ds
 
 
 #: the packaged audio datasets' builders by config name, in listing order

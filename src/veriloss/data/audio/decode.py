@@ -53,17 +53,22 @@ def _corrupt(src: str, message: str) -> CorruptSampleError:
 
 
 def _open(src: str) -> tuple[Any, int]:
-    """(path or in-memory file, size in bytes) of a source; CorruptSampleError when it is missing or unreadable."""
+    """(path or in-memory file, size in bytes) of a source; CorruptSampleError when it is missing, unreadable or
+    empty."""
     if ZIP_SEPARATOR in src:
         archive, member = src.split(ZIP_SEPARATOR, 1)
         try:
             data = read_zip_member(_zip(archive), archive, member)
         except KeyError:
             raise _corrupt(src, f"audio {src!r}: no member {member!r} in zip archive {archive!r}") from None
+        if not data:
+            raise _corrupt(src, f"audio {src!r} is empty (a 0-byte file)")
         return io.BytesIO(data), len(data)
     if not os.path.isfile(src):
         raise _corrupt(src, f"audio file {src!r} does not exist")
     size = os.path.getsize(src)
+    if size == 0:
+        raise _corrupt(src, f"audio {src!r} is empty (a 0-byte file)")
     return src, size
 
 
@@ -111,8 +116,6 @@ def read_audio(source: str | os.PathLike) -> tuple[np.ndarray, int]:
     sf = _soundfile()
     src = os.fspath(source)
     handle, size = _open(src)
-    if size == 0:
-        raise _corrupt(src, f"audio {src!r} is empty (a 0-byte file)")
     try:
         samples, rate = sf.read(handle, dtype="float32", always_2d=True)
     except Exception as err:  # soundfile raises LibsndfileError / RuntimeError / TypeError for bad data
@@ -130,8 +133,6 @@ def check_audio(source: str | os.PathLike, sample_rate: int = 16000, min_samples
     sf = _soundfile()
     src = os.fspath(source)
     handle, size = _open(src)
-    if size == 0:
-        raise _corrupt(src, f"audio {src!r} is empty (a 0-byte file)")
     try:
         info = sf.SoundFile(handle)
     except Exception as err:
