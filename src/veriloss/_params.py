@@ -19,7 +19,7 @@ import typing
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal, Union
 
-__all__ = ["PathLike", "closest", "expected", "hints", "keyword_problems", "matches", "type_problems"]
+__all__ = ["PathLike", "closest", "expected", "hints", "is_path", "keyword_problems", "matches", "type_problems"]
 
 #: a path in a config: a string (as YAML gives it) or a path object (as Python callers may pass)
 PathLike = str | os.PathLike
@@ -44,6 +44,15 @@ def hints(builder: Callable) -> dict[str, Any]:
         return typing.get_type_hints(target)
     except Exception:  # an unresolvable forward reference: check nothing rather than fail on the user's builder
         return {}
+
+
+def is_path(t: Any) -> bool:
+    """Whether the annotation ``t`` is a path (alone or in a union with None / str)."""
+    members = _members(t)
+    if members is not None:
+        rest = [m for m in members if m is not type(None)]
+        return any(map(_is_path, rest)) and all(m is str or _is_path(m) for m in rest)
+    return _is_path(t)
 
 
 def _is_path(t: Any) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from . import __version__
 from .commands import bench, demo, embed, eval, export, losses, train
 
 COMMANDS = (losses, train, embed, eval, export, demo, bench)
@@ -15,6 +16,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="veriloss",
         description="Losses, exact low-FAR evaluation and training for biometric verification (face and speaker).",
     )
+    parser.add_argument("--version", action="version", version=f"veriloss {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in COMMANDS:
         module.add_parser(sub)
@@ -40,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         where = f"{err.filename}: " if err.filename else ""
         return _fail(args.command, f"{where}{err.strerror or _one_line(err)}")
     except ImportError as err:  # an optional dependency that is not installed
-        return _fail(args.command, _one_line(err))
+        return _fail(args.command, _missing(err))
     except KeyboardInterrupt:
         print(f"veriloss {args.command}: interrupted", file=sys.stderr)
         return 130
@@ -55,6 +57,28 @@ def _one_line(err: BaseException) -> str:
     if len(lines) > 1 and "Traceback" in str(err):
         return lines[-1]
     return "; ".join(line.rstrip(";") for line in lines)
+
+
+#: the extra (``pip install 'veriloss[EXTRA]'``) that brings each optional package
+EXTRAS = {
+    "yaml": "train",
+    "PIL": "train",
+    "tqdm": "train",
+    "tensorboard": "train",
+    "soundfile": "audio",
+    "matplotlib": "reports",
+    "onnx": "onnx",
+    "onnxruntime": "onnx",
+    "onnxscript": "onnx",
+}
+
+
+def _missing(err: ImportError) -> str:
+    """One line naming the missing package and the extra that installs it."""
+    top = (getattr(err, "name", None) or "").split(".")[0]
+    if top in EXTRAS:
+        return f"this needs the package {top!r}, which is not installed: pip install 'veriloss[{EXTRAS[top]}]'"
+    return _one_line(err)
 
 
 def _fail(command: str, message: str) -> int:

@@ -14,9 +14,11 @@ letters, digits and ``.+=-`` replaced by one ``-`` (none at the ends). Switching
 from __future__ import annotations
 
 import itertools
+import os
 import re
 from collections.abc import Sequence
 
+from ..data import with_data_root
 from ..train.config import apply_override
 from .runner import Variant, make_variant
 
@@ -78,14 +80,18 @@ def _label(key: str, keys: Sequence[str]) -> str:
 
 
 def expand_grid(
-    base: dict, grid: Sequence[tuple[str, Sequence[str]]], overrides: Sequence[str] = ()
+    base: dict,
+    grid: Sequence[tuple[str, Sequence[str]]],
+    overrides: Sequence[str] = (),
+    data_root: str | os.PathLike | None = None,
 ) -> tuple[list[Variant], list[tuple[str, str]]]:
     """The points of the cartesian product of ``grid`` (first key slowest) as
     :class:`~veriloss.bench.runner.Variant` s, and the points skipped as ``(name, reason)``.
 
     A point whose loss cannot be built from its parameters (e.g. Q-Margin with κ > 1: (α−1)·s·m < 1) is skipped,
     since such holes are normal in a product of parameter ranges; if every point is skipped, that is an error.
-    An unknown key, an unparseable value or two points with one run name raise ``ValueError``.
+    An unknown key, an unparseable value or two points with one run name raise ``ValueError``. Relative data paths
+    start from ``data_root`` (:func:`veriloss.data.with_data_root`).
     """
     config = base
     for assignment in overrides:
@@ -101,6 +107,7 @@ def expand_grid(
                 point = apply_override(point, f"{key}={value}")
             except ValueError as err:
                 raise ValueError(f"--grid {key}={value}: {err}") from None
+        point = {**point, "data": with_data_root(point["data"], data_root)}
         columns = {_label(k, keys): v for k, v in zip(keys, values)}
         name = "_".join(f"{label}={re.sub(r'[^A-Za-z0-9.+=-]+', '-', v).strip('-')}" for label, v in columns.items())
         if name in seen:

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..data import with_data_root
 from ..train.config import DEFAULTS, apply_override, load_config, merge, packaged_file, read_yaml, recipe_path
 from .runner import Variant, make_variant
 
@@ -113,9 +114,15 @@ def _describe(loss: dict, sampler: dict) -> str:
     return "; ".join(p for p in parts if p)
 
 
-def suite_variants(suite: Suite, overrides: Sequence[str] = (), losses: Sequence[str] | None = None) -> list[Variant]:
+def suite_variants(
+    suite: Suite,
+    overrides: Sequence[str] = (),
+    losses: Sequence[str] | None = None,
+    data_root: str | os.PathLike | None = None,
+) -> list[Variant]:
     """One :class:`~veriloss.bench.runner.Variant` per entry (those named in ``losses``, in suite order, if given):
-    the base recipe with the entry's ``loss`` (and ``sampler``), then each ``--set`` override."""
+    the base recipe with the entry's ``loss`` (and ``sampler``), then each ``--set`` override; relative data paths
+    from ``data_root`` (:func:`veriloss.data.with_data_root`)."""
     names = [e.name for e in suite.entries]
     if losses is not None:
         wanted = [x.strip() for x in losses if x.strip()]
@@ -136,6 +143,7 @@ def suite_variants(suite: Suite, overrides: Sequence[str] = (), losses: Sequence
             config = merge(base, update)
             for assignment in overrides:
                 config = apply_override(config, assignment)
+            config["data"] = with_data_root(config["data"], data_root)
         except ValueError as err:
             raise ValueError(f"suite {suite.name!r}, entry {entry.name!r}: {err}") from None
         loss = str(config["loss"]["name"])

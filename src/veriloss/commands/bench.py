@@ -18,6 +18,8 @@ import shlex
 import sys
 from pathlib import Path
 
+from .train import add_data_root_argument
+
 
 def _common(p: argparse.ArgumentParser, seeds: int, what: str, out: str) -> None:
     p.add_argument("--seeds", type=int, default=seeds, help=f"train N seeds of every {what} (default {seeds})")
@@ -34,6 +36,7 @@ def _common(p: argparse.ArgumentParser, seeds: int, what: str, out: str) -> None
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value in every run, e.g. epochs=15 (repeatable)")  # fmt: skip
     p.add_argument("--dry-run", action="store_true", help="list the runs and their state; train nothing")
+    add_data_root_argument(p)
 
 
 def add_parser(sub) -> None:
@@ -78,6 +81,8 @@ def _command(args: argparse.Namespace) -> str:
     parts += ["--seeds", str(args.seeds)] + (["--first-seed", str(args.first_seed)] if args.first_seed else [])
     for o in args.overrides:
         parts += ["--set", o]
+    if args.data_root is not None:
+        parts += ["--data-root", str(args.data_root)]
     if args.out is not None:
         parts += ["--out", str(args.out)]
     return " ".join(shlex.quote(p) for p in parts)
@@ -93,12 +98,12 @@ def run(args: argparse.Namespace) -> int:
     if args.bench_command == "losses":
         suite = load_suite(args.suite)
         wanted = None if args.losses is None else args.losses.split(",")
-        variants = suite_variants(suite, args.overrides, wanted)
+        variants = suite_variants(suite, args.overrides, wanted, data_root=args.data_root)
         title = f"veriloss bench losses: suite {suite.name}"
         return _bench(args, variants, title, str(suite.base), Path("reports") / "bench" / suite.name)
     grid = parse_grid(args.grid)
     base = recipe_path(args.base)
-    variants, skipped = expand_grid(load_config(base), grid, args.overrides)
+    variants, skipped = expand_grid(load_config(base), grid, args.overrides, data_root=args.data_root)
     for name, reason in skipped:
         print(f"bench sweep: skipping grid point {name}: {reason}", file=sys.stderr)
     title = f"veriloss bench sweep: {base.stem} over {', '.join(k for k, _ in grid)}"

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
+
+#: the environment variable that gives --data-root its default
+DATA_ROOT_VARIABLE = "VERILOSS_DATA"
 
 
 def add_parser(sub) -> None:
@@ -18,8 +22,20 @@ def add_parser(sub) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help=f"override a config value, e.g. {example} (repeatable)")  # fmt: skip
     p.add_argument("--out", type=Path, default=None, help="output folder (default: runs/<config name>)")
+    add_data_root_argument(p)
     add_resume_arguments(p)
     p.set_defaults(run=run)
+
+
+def add_data_root_argument(p: argparse.ArgumentParser) -> None:
+    """--data-root (default $VERILOSS_DATA): where the recipe's relative data paths start."""
+    p.add_argument(
+        "--data-root",
+        type=Path,
+        default=os.environ.get(DATA_ROOT_VARIABLE) or None,
+        help=f"folder the recipe's relative data paths start from, e.g. the packaged recipes' omniglot/ and "
+        f"speechocean762/ (default ${DATA_ROOT_VARIABLE}; unset: the current folder)",
+    )
 
 
 def add_resume_arguments(p: argparse.ArgumentParser) -> None:
@@ -44,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     from ..train import distributed as D
     from ..train.config import load_config, recipe_path
 
-    config = load_config(recipe_path(args.config), args.overrides)
+    config = load_config(recipe_path(args.config), args.overrides, data_root=args.data_root)
     D.init_from_env("auto")
     if args.force and not args.resume:
         raise ValueError("--force applies to --resume only")

@@ -30,6 +30,7 @@ from .registry import (
     describe_dataset,
     register_dataset,
     unregister_dataset,
+    with_data_root,
 )
 from .samplers import (
     ClassBalancedSampler,
@@ -70,6 +71,7 @@ __all__ = [
     "unregister_dataset",
     "unregister_sampler",
     "verify_dataset",
+    "with_data_root",
     "write_recordio",
 ]
 

@@ -33,5 +33,6 @@ def existing_path(key: str, value: Any, name: str, what: str) -> pathlib.Path:
         raise ValueError(f"data.{key} is required for {name!r} ({what})")
     path = pathlib.Path(value).expanduser()
     if not path.exists():
-        raise ValueError(f"data.{key} = {str(path)!r} does not exist; expected {what}")
+        where = "" if path.is_absolute() else " (a relative path starts from --data-root / $VERILOSS_DATA when given)"
+        raise ValueError(f"data.{key} = {str(path)!r} does not exist; expected {what}{where}")
     return path

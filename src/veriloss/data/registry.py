@@ -19,12 +19,13 @@ ValueError: data.size must be an integer, got '4'
 from __future__ import annotations
 
 import inspect
+import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from torch.utils.data import Dataset
 
-from .._params import closest, expected, hints, keyword_problems
+from .._params import closest, expected, hints, is_path, keyword_problems
 from ..registry import Registry
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "describe_dataset",
     "register_dataset",
     "unregister_dataset",
+    "with_data_root",
 ]
 
 _DATASETS = Registry("dataset", positional=("split",))
@@ -96,6 +98,26 @@ def _spec(config: dict[str, Any], where: str):
             f"{where}.name {name!r} is unknown; valid names: {', '.join(names)}{hint}; "
             "a dataset of your own: veriloss.data.register_dataset"
         ) from None
+
+
+def with_data_root(config: dict[str, Any], data_root: str | os.PathLike | None) -> dict[str, Any]:
+    """``config`` (a ``data`` section) with every relative path key (those its builder annotates as a path: ``root``,
+    ``train_root``, ``test_list``, …) taken from ``data_root`` (None: left as they are, relative to the current
+    folder). ``~`` is expanded first; absolute paths are kept.
+
+    >>> with_data_root({"name": "omniglot", "root": "omniglot"}, "/data")["root"]
+    '/data/omniglot'
+    """
+    if data_root is None or not isinstance(config, dict):
+        return config
+    spec = _spec(config, "data")
+    types_ = hints(spec.cls)
+    out = dict(config)
+    for key, value in config.items():
+        if key in types_ and is_path(types_[key]) and isinstance(value, str | os.PathLike):
+            path = os.path.expanduser(os.fspath(value))
+            out[key] = path if os.path.isabs(path) else os.path.join(os.fspath(data_root), path)
+    return out
 
 
 def check_dataset_config(config: dict[str, Any], where: str = "data") -> None:

@@ -891,10 +891,17 @@ def _read_recipe(path: Path, chain: tuple[Path, ...] = ()) -> tuple[dict, dict[s
     return _merge_recipes(parent, loaded), {**parent_sources, **sources}
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> dict:
-    """Defaults, then the YAML file at ``path`` (if any; a packaged recipe by name; ``base: <recipe>`` in it starts from that recipe, whose
-    sections it updates key by key, except ``loss``, which it gives whole), then each ``--set`` override in order
-    (:func:`apply_override`), then :func:`validate_config` (errors name ``path:LINE`` or the ``--set``)."""
+def load_config(
+    path: str | Path | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+    data_root: str | os.PathLike | None = None,
+) -> dict:
+    """Defaults, then the YAML file at ``path`` (if any; a packaged recipe by name; ``base: <recipe>`` in it starts
+    from that recipe, whose sections it updates key by key, except ``loss``, which it gives whole), then each
+    ``--set`` override in order (:func:`apply_override`), then :func:`validate_config` (errors name ``path:LINE`` or
+    the ``--set``).
+    ``data_root``: the folder relative data paths start from (the packaged recipes name ``omniglot``,
+    ``speechocean762``: the folders under it); None leaves them relative to the current folder."""
     config = copy.deepcopy(DEFAULTS)
     sources: dict[str, str] = {}
     if path is not None:
@@ -918,4 +925,10 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
             for old in [k for k in sources if k == key or k.startswith((key + ".", key + "["))]:
                 del sources[old]
         _record(sources, key, value, f"--set {assignment}")
+    if data_root is not None:
+        from ..data import with_data_root
+
+        if not Path(data_root).is_dir():
+            raise ValueError(f"the data root {str(data_root)!r} is not a folder (--data-root or $VERILOSS_DATA)")
+        config["data"] = with_data_root(config["data"], data_root)
     return validate_config(config, sources)
