@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 TORCH_PIN := torch==2.13.0
 
-.PHONY: demo test lint bench setup
+.PHONY: demo test lint bench setup docs
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,9 @@ demo: $(VENV)/.installed-test
 test: $(VENV)/.installed-test
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest
+
+docs: $(VENV)/.installed-test
+	bash .ci/docs
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check src tests benchmarks
