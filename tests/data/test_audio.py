@@ -18,6 +18,7 @@ from veriloss.data.audio import (
     pad_collate,
     read_audio,
     resample,
+    resampled_length,
     speaker_split,
 )
 from veriloss.models.fbank import Fbank
@@ -177,6 +178,32 @@ def test_resample_keeps_frequency_and_matches_scipy(tmp_path):
         resample(x8, 0, 16000)
 
 
+@pytest.mark.parametrize(("orig", "new"), [(9, 10), (11, 10), (10, 9), (48000, 16000), (44100, 16000), (3, 1)])
+def test_a_resampled_window_is_that_slice_of_the_whole_and_reads_only_its_inputs(orig, new):
+    """The crop-first path: resample(x, a, b, start, length) equals resample_poly's output sliced, for windows at
+    the edges and inside, and samples outside the inputs it reads (NaN here) cannot reach it."""
+    scipy_signal = pytest.importorskip("scipy.signal")
+    rng = np.random.default_rng(orig)
+    x = rng.standard_normal(3001)
+    g = np.gcd(orig, new)
+    whole = scipy_signal.resample_poly(x, new // g, orig // g)
+    n = resampled_length(len(x), orig, new)
+    assert n == len(whole) == len(resample(x, orig, new))
+    for start, length in ((0, 1), (0, n // 4), (n // 3, n // 3), (n - n // 5, n // 5), (n - 1, 1), (n, 0)):
+        window = resample(x, orig, new, start, length)
+        assert window.shape == (length,)
+        np.testing.assert_allclose(window, whole[start : start + length], atol=1e-12)
+    start, length = n // 2, n // 8
+    up, down = new // g, orig // g
+    reach = 10 * max(up, down) // up + 2  # the filter's half length in input samples, and rounding
+    lo, hi = start * down // up - reach, (start + length) * down // up + reach
+    poisoned = np.full_like(x, np.nan)
+    poisoned[max(lo, 0) : hi] = x[max(lo, 0) : hi]
+    np.testing.assert_allclose(resample(poisoned, orig, new, start, length), whole[start : start + length], atol=1e-12)
+    with pytest.raises(ValueError, match="window"):
+        resample(x, orig, new, n - 5, 6)
+
+
 # -------------------------------------------------------------------------------------------------- crops, augmentation
 
 
@@ -226,6 +253,51 @@ def test_speed_and_noise_augmentation():
     assert torch.equal(AddNoise(p=0.0)(wave), wave)
 
 
+def test_training_items_draw_only_from_the_generator_and_crop_the_sped_up_utterance(tmp_path):
+    """item(i, generator): the same generator seed gives the same crop, speed and noise; the global RNG is not
+    touched; the crop is a window of the whole utterance resampled at the drawn speed (in one step from the file's
+    rate), though only the window is computed."""
+    wave8 = np.random.default_rng(2).uniform(-0.5, 0.5, 8000).astype(np.float32)  # 1 s at 8 kHz
+    sf.write(tmp_path / "a.wav", wave8, 8000, subtype="FLOAT")
+    sf.write(tmp_path / "short.wav", wave8[:2000], 8000, subtype="FLOAT")  # 0.25 s: shorter than a crop
+    items = [(tmp_path / "a.wav", 0), (tmp_path / "short.wav", 1)]
+    ds = AudioDataset(items, crop_seconds=0.5, speed=SpeedPerturb([0.9]))
+    assert ds.random_items and not AudioDataset(items, crop_seconds=None).random_items
+    whole = resample(wave8, 8000 * 9, 16000 * 10).astype(np.float32)  # 0.9× speed at 16 kHz: 17,778 samples
+    torch.manual_seed(0)
+    before = torch.get_rng_state()
+    for seed in range(3):
+        crop = ds.item(0, torch.Generator().manual_seed(seed))[0][0].numpy()
+        assert crop.shape == (8000,)
+        start = int(np.argmin([np.abs(whole[s : s + 8000] - crop).max() for s in range(len(whole) - 8000 + 1)]))
+        np.testing.assert_allclose(crop, whole[start : start + 8000], atol=1e-6)
+        assert torch.equal(ds.item(0, torch.Generator().manual_seed(seed))[0], torch.from_numpy(crop)[None])
+    short = ds.item(1, torch.Generator().manual_seed(0))[0][0].numpy()  # tiled: 4,445 samples at 0.9×, 16 kHz
+    tiled = np.tile(resample(wave8[:2000], 8000 * 9, 16000 * 10).astype(np.float32), 3)
+    offset = int(np.argmin([np.abs(tiled[s : s + 8000] - short).max() for s in range(4445)]))
+    np.testing.assert_allclose(short, tiled[offset : offset + 8000], atol=1e-6)
+    noisy = AudioDataset(items, crop_seconds=0.5, speed=SpeedPerturb(), noise=AddNoise(p=1.0))
+    a = [noisy.item(0, torch.Generator().manual_seed(s))[0] for s in range(4)]
+    assert all(torch.equal(u, noisy.item(0, torch.Generator().manual_seed(s))[0]) for s, u in enumerate(a))
+    assert all(not torch.equal(a[0], u) for u in a[1:])
+    assert torch.equal(before, torch.get_rng_state())  # nothing drew from (or reseeded) the global RNG
+    with pytest.raises(ValueError, match="SpeedPerturb"):
+        AudioDataset(items, speed=lambda w: w)
+
+
+def test_speed_and_noise_take_a_generator():
+    wave = torch.from_numpy(_tone(300, 16000, 0.5))[None]
+    torch.manual_seed(0)
+    before = torch.get_rng_state()
+    for t in (SpeedPerturb(), AddNoise(p=0.7)):
+        outs = [t(wave, generator=torch.Generator().manual_seed(s)) for s in range(6)]
+        again = [t(wave, generator=torch.Generator().manual_seed(s)) for s in range(6)]
+        assert all(torch.equal(u, v) for u, v in zip(outs, again))
+        assert len({(tuple(o.shape), float(o.sum())) for o in outs}) > 1
+    assert SpeedPerturb([0.9, 1.1]).draw(torch.Generator().manual_seed(0)) in ((9, 10), (11, 10))
+    assert torch.equal(before, torch.get_rng_state())
+
+
 # -------------------------------------------------------------------------------------------------- synthetic speakers
 
 
@@ -246,6 +318,10 @@ def test_synthetic_speakers_deterministic_and_disjoint():
     assert c.shape == (1, 4000)
     start = int(np.flatnonzero(w[0].numpy() == c[0, 100].item())[0]) - 100
     assert torch.equal(c, w[:, start : start + 4000])
+    assert cropped.random_items and not a.random_items
+    crops = [cropped.item(3, torch.Generator().manual_seed(s))[0] for s in range(3)]  # crops from the generator
+    assert torch.equal(crops[1], cropped.item(3, torch.Generator().manual_seed(1))[0])
+    assert not torch.equal(crops[0], crops[1]) or not torch.equal(crops[1], crops[2])
 
 
 def test_synthetic_speakers_are_separable_but_vary():

@@ -6,6 +6,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from veriloss.data import SyntheticIdentities
+from veriloss.data.augment import RandomAffine
 from veriloss.data.synthetic import stroke_density
 
 
@@ -127,3 +128,18 @@ def test_images_returns_the_batch_without_transform():
     assert torch.equal(x, stack(ref, [14, 0, 14]))
     assert ds.images([])[0].shape == (0, 1, 16, 16)
     assert torch.equal(ds[3][0], torch.zeros(1, 16, 16))
+
+
+def test_items_draw_each_transform_from_its_own_generator():
+    """items(indices, generators): one batched render, item k's transform from generators[k]; the same as item(i, g)
+    one at a time, whatever the batch; no transform: no random numbers (random_items False)."""
+    aug = SyntheticIdentities(5, 3, image_size=16, seed=2, transform=RandomAffine(20, (0.1, 0.1)))
+    assert aug.random_items and not SyntheticIdentities(5, 3, image_size=16).random_items
+    torch.manual_seed(0)
+    before = torch.get_rng_state()
+    batch = aug.items([4, 9, 4], [torch.Generator().manual_seed(s) for s in (1, 2, 3)])
+    assert [y for _, y in batch] == [1, 3, 1]
+    for (x, _), (i, s) in zip(batch, [(4, 1), (9, 2), (4, 3)]):
+        assert torch.equal(x, aug.item(i, torch.Generator().manual_seed(s))[0])
+    assert not torch.equal(batch[0][0], batch[2][0])  # same sample, other generator
+    assert torch.equal(before, torch.get_rng_state())

@@ -1,4 +1,5 @@
-"""Image decoding (Pillow), the [-1, 1] convention, and the base of datasets that decode an image per item."""
+"""Image decoding (Pillow), the [-1, 1] convention, the base of image datasets with a ``transform`` (seeded items),
+and the base of datasets that decode an image per item."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
+from .augment import apply_transform
 from .corrupt import CorruptSampleError, check_image_bytes, pillow_error, report
 
-__all__ = ["DecodedImageDataset", "decode_image", "to_signed_unit"]
+__all__ = ["DecodedImageDataset", "TransformedImages", "decode_image", "to_signed_unit"]
 
 
 def decode_image(
@@ -57,24 +59,50 @@ def check_image_size(image_size: object) -> None:
         raise ValueError(f"image_size must be a positive integer, got {image_size!r}")
 
 
-class DecodedImageDataset(Dataset):
+class TransformedImages(Dataset):
+    """Image datasets whose items are an image, then ``transform``. :meth:`item` draws the transform's random
+    numbers from a ``torch.Generator`` (the training loader's per-sample seeds, :func:`apply_transform`);
+    ``dataset[i]`` is ``item(i)``, from torch's global generator. ``random_items``: whether there is a transform
+    (without one, the loader reads items as they are). Subclasses give ``_image(index)``."""
+
+    transform: Callable[[torch.Tensor], torch.Tensor] | None
+    labels: torch.Tensor
+
+    @property
+    def random_items(self) -> bool:
+        return self.transform is not None
+
+    def _image(self, index: int) -> torch.Tensor:
+        """The image of item ``index`` before ``transform``."""
+        raise NotImplementedError
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        return self.item(index)
+
+    def item(self, index: int, generator: torch.Generator | None = None) -> tuple[torch.Tensor, int]:
+        """Item ``index`` with ``transform`` drawing from ``generator`` (None: torch's global generator)."""
+        image = self._image(index)
+        if self.transform is not None:
+            image = apply_transform(self.transform, image, generator)
+        return image, int(self.labels[index])
+
+
+class DecodedImageDataset(TransformedImages):
     """Items decoded one at a time from encoded images; subclasses give ``_encoded(i)`` (the image bytes),
     ``_decode(i)`` and ``_keep(positions)``.
 
-    ``__getitem__`` returns ``(image, label)``: float32 C×S×S in [-1, 1] (see :func:`to_signed_unit`), then
-    ``transform``. A corrupt or unreadable image raises :class:`CorruptSampleError` naming where it is.
+    Items are ``(image, label)``: float32 C×S×S in [-1, 1] (see :func:`to_signed_unit`), then ``transform``
+    (:class:`TransformedImages`). A corrupt or unreadable image raises :class:`CorruptSampleError` naming where it is.
     :meth:`verify` checks every image (headers and structure; ``decode=True``: decodes them too): with
     ``skip_corrupt`` False it raises listing the bad ones; with True it drops them from the dataset, lists them in
     ``skipped`` and warns (subclasses run ``verify(decode=True)`` at construction when ``skip_corrupt`` is True).
     Labels of kept items never change; ``num_classes`` stays the number of identities found.
     """
 
-    labels: torch.Tensor
     num_classes: int
     channels: int
     image_size: int
     skip_corrupt: bool
-    transform: Callable[[torch.Tensor], torch.Tensor] | None
 
     def __init__(self) -> None:
         self.skipped: list[str] = []
@@ -98,18 +126,17 @@ class DecodedImageDataset(Dataset):
     def __len__(self) -> int:
         return len(self.labels)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+    def item(self, index: int, generator: torch.Generator | None = None) -> tuple[torch.Tensor, int]:
         n = len(self)
         if not -n <= index < n:
             raise IndexError(f"index {index} out of range for {n} items")
-        index %= n
+        return super().item(index % n, generator)
+
+    def _image(self, index: int) -> torch.Tensor:
         try:
-            image = to_signed_unit(self._decode(index))
+            return to_signed_unit(self._decode(index))
         except CorruptSampleError as exc:
             raise exc.at(index) from None
-        if self.transform is not None:
-            image = self.transform(image)
-        return image, int(self.labels[index])
 
     def _check(self, index: int) -> None:
         """Check item ``index`` without decoding its pixels (see :func:`check_image_bytes`)."""

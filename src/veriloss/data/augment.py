@@ -1,23 +1,30 @@
-"""Per-sample augmentation written with torch (no torchvision): affine, resized crop, horizontal flip.
+"""Per-sample augmentation written with torch (no torchvision): affine, resized crop, horizontal flip, and how a
+transform is called with a random generator.
 
-Every transform takes and returns one image tensor C×H×W (float) and draws its randomness from torch's global
-generator, so a pipeline is reproducible under ``torch.manual_seed`` (in DataLoader workers, torch seeds each worker
-from the loader's base seed). Resampling is bilinear through ``affine_grid`` + ``grid_sample`` (align_corners=False);
-pixels from outside the image get ``fill``, by default −1: the background of this package's [-1, 1] images.
+Every transform takes one image tensor C×H×W (float) and an optional ``generator`` (a ``torch.Generator``) and
+returns an image: its random numbers come from ``generator``, or from torch's global generator when it is None (so a
+pipeline is also reproducible under ``torch.manual_seed``). The training loader gives each sample a generator seeded
+by (seed, epoch, index): :func:`apply_transform` passes it to any transform with a ``generator`` parameter and runs
+one without it under the global generator seeded from it. Resampling is bilinear (an affine sampling grid, as
+``affine_grid``, then ``grid_sample``, align_corners=False); pixels from outside the image get ``fill``, by default
+−1: the background of this package's [-1, 1] images.
 """
 
 from __future__ import annotations
 
 import functools
+import inspect
 import math
+import types
 from collections.abc import Callable, Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from .._checks import check_in_range, check_positive
 
-__all__ = ["Compose", "RandomAffine", "RandomHorizontalFlip", "RandomResizedCrop"]
+__all__ = ["Compose", "RandomAffine", "RandomHorizontalFlip", "RandomResizedCrop", "apply_transform", "takes_generator"]
 
 
 def _range(value: float | Sequence[float], name: str, symmetric: bool) -> tuple[float, float]:
@@ -30,8 +37,49 @@ def _range(value: float | Sequence[float], name: str, symmetric: bool) -> tuple[
     return lo, hi
 
 
-def _uniform(lo: float, hi: float) -> float:
-    return lo if lo == hi else lo + (hi - lo) * float(torch.rand(()))
+def _uniforms(n: int, generator: torch.Generator | None) -> list[float]:
+    """``n`` draws of U[0, 1) in one call (a torch call costs microseconds; these transforms need a few numbers)."""
+    return torch.rand(n, dtype=torch.float64, generator=generator).tolist()
+
+
+def _lerp(bounds: tuple[float, float], u: float) -> float:
+    lo, hi = bounds
+    return lo + (hi - lo) * u
+
+
+@functools.lru_cache(maxsize=256)
+def _has_generator_parameter(fn: Callable) -> bool:
+    try:
+        return "generator" in inspect.signature(fn).parameters
+    except (TypeError, ValueError):  # no signature (some builtins)
+        return False
+
+
+def takes_generator(transform: Callable) -> bool:
+    """Whether ``transform`` has a ``generator`` parameter (looked up once per function, or per class of a callable
+    object)."""
+    if isinstance(transform, types.MethodType):
+        fn = transform.__func__
+    elif isinstance(transform, (types.FunctionType, types.BuiltinFunctionType, functools.partial)):
+        fn = transform
+    else:
+        fn = type(transform).__call__
+    return _has_generator_parameter(fn)
+
+
+def apply_transform(transform: Callable, x, generator: torch.Generator | None = None):
+    """``transform(x)`` drawing its random numbers from ``generator``: passed as ``generator=`` when the transform
+    has that parameter (:func:`takes_generator`); a transform without it runs under torch's global generator seeded
+    from ``generator`` inside ``torch.random.fork_rng`` (the global state is restored after; ≈ 0.2 ms a call, so
+    give your own transforms a ``generator`` parameter). ``generator`` None: ``transform(x)``."""
+    if generator is None:
+        return transform(x)
+    if takes_generator(transform):
+        return transform(x, generator=generator)
+    seed = int(torch.randint(0, 2**63 - 1, (), generator=generator))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return transform(x)
 
 
 def _check_image(image: torch.Tensor) -> None:
@@ -43,23 +91,23 @@ def _check_image(image: torch.Tensor) -> None:
 
 
 @functools.lru_cache(maxsize=16)
-def _base_grid(h: int, w: int) -> torch.Tensor:
-    """Pixel-centre coordinates in [−1, 1] (align_corners=False, as F.affine_grid): (H, W, 3) with a ones column."""
-    xs = (torch.arange(w, dtype=torch.float32) * 2 + 1) / w - 1
-    ys = (torch.arange(h, dtype=torch.float32) * 2 + 1) / h - 1
-    gy, gx = torch.meshgrid(ys, xs, indexing="ij")
-    return torch.stack([gx, gy, torch.ones_like(gx)], dim=-1)
+def _base_grid(h: int, w: int) -> np.ndarray:
+    """Pixel-centre coordinates in [−1, 1] (align_corners=False, as F.affine_grid): (H·W, 3) with a ones column."""
+    xs = (np.arange(w, dtype=np.float32) * 2 + 1) / w - 1
+    ys = (np.arange(h, dtype=np.float32) * 2 + 1) / h - 1
+    gx, gy = np.meshgrid(xs, ys)
+    return np.stack([gx.ravel(), gy.ravel(), np.ones(h * w, dtype=np.float32)], axis=-1)
 
 
-def _resample(image: torch.Tensor, theta: torch.Tensor, size: tuple[int, int], fill: float) -> torch.Tensor:
-    """Bilinear resampling: output pixel at normalized p takes the input at theta·[p, 1] (normalized coordinates).
+def _resample(image: torch.Tensor, theta: list[list[float]], size: tuple[int, int], fill: float) -> torch.Tensor:
+    """Bilinear resampling: output pixel at normalized p takes the input at theta·[p, 1] (normalized coordinates;
+    ``theta`` 2×3 as nested lists).
 
-    The grid is ``base @ thetaᵀ`` written as a broadcast product: F.affine_grid's batched matmul costs milliseconds
-    per call at this size on multi-threaded CPUs, 50× the sampling itself.
+    The grid is ``base @ thetaᵀ`` in numpy: at these sizes a torch op costs more in dispatch than in arithmetic
+    (F.affine_grid's batched matmul costs milliseconds per call on multi-threaded CPUs, 50× the sampling itself).
     """
-    base = _base_grid(*size)
-    t = theta.to(torch.float32)
-    grid = (base[..., :, None] * t.t()[None, None]).sum(dim=2)[None].to(image.dtype)
+    grid = _base_grid(*size) @ np.asarray(theta, dtype=np.float32).T
+    grid = torch.from_numpy(grid.reshape(1, *size, 2)).to(image.dtype)
     out = F.grid_sample((image - fill)[None], grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     return out[0] + fill
 
@@ -93,14 +141,15 @@ class RandomAffine:
             raise ValueError(f"shear must lie in (−90, 90) degrees, got {shear!r}")
         self.fill = float(fill)
 
-    def __call__(self, image: torch.Tensor) -> torch.Tensor:
+    def __call__(self, image: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         _check_image(image)
         _, h, w = image.shape
-        angle = math.radians(_uniform(*self.degrees))
-        tx = _uniform(-self.translate[0], self.translate[0]) * w
-        ty = _uniform(-self.translate[1], self.translate[1]) * h
-        s = _uniform(*self.scale)
-        sh = math.tan(math.radians(_uniform(*self.shear)))
+        u = _uniforms(5, generator)
+        angle = math.radians(_lerp(self.degrees, u[0]))
+        tx = _lerp((-self.translate[0], self.translate[0]), u[1]) * w
+        ty = _lerp((-self.translate[1], self.translate[1]), u[2]) * h
+        s = _lerp(self.scale, u[3])
+        sh = math.tan(math.radians(_lerp(self.shear, u[4])))
         c, si = math.cos(angle), math.sin(angle)
         # forward map in pixels: A = R · [[1, sh], [0, 1]] · s, then + (tx, ty); its 2×2 inverse in closed form
         # (plain floats: tiny torch ops here cost a thread-pool wake-up each, 10× the resampling itself)
@@ -112,8 +161,7 @@ class RandomAffine:
         m00, m01, m10, m11 = i00, i01 * dy / dx, i10 * dx / dy, i11
         ux, uy = 2 * tx / w, 2 * ty / h
         rows = [[m00, m01, -(m00 * ux + m01 * uy)], [m10, m11, -(m10 * ux + m11 * uy)]]
-        theta = torch.tensor(rows, dtype=torch.float64)
-        return _resample(image, theta, (h, w), self.fill)
+        return _resample(image, rows, (h, w), self.fill)
 
 
 class RandomResizedCrop:
@@ -141,17 +189,16 @@ class RandomResizedCrop:
             raise ValueError(f"ratio must be positive, got {ratio!r}")
         self.fill = float(fill)
 
-    def _region(self, h: int, w: int) -> tuple[float, float, float, float]:
+    def _region(self, h: int, w: int, generator: torch.Generator | None = None) -> tuple[int, int, int, int]:
         area = h * w
-        log_lo, log_hi = math.log(self.ratio[0]), math.log(self.ratio[1])
-        for _ in range(10):
-            target = area * _uniform(*self.scale)
-            aspect = math.exp(_uniform(log_lo, log_hi))
+        log_ratio = (math.log(self.ratio[0]), math.log(self.ratio[1]))
+        u = _uniforms(22, generator)  # 10 tries of (area, aspect), then (top, left)
+        for i in range(0, 20, 2):
+            target = area * _lerp(self.scale, u[i])
+            aspect = math.exp(_lerp(log_ratio, u[i + 1]))
             cw, ch = round(math.sqrt(target * aspect)), round(math.sqrt(target / aspect))
             if 0 < cw <= w and 0 < ch <= h:
-                top = int(torch.randint(0, h - ch + 1, ()))
-                left = int(torch.randint(0, w - cw + 1, ()))
-                return top, left, ch, cw
+                return int(u[20] * (h - ch + 1)), int(u[21] * (w - cw + 1)), ch, cw
         in_ratio = w / h
         if in_ratio < self.ratio[0]:
             cw, ch = w, round(w / self.ratio[0])
@@ -161,14 +208,13 @@ class RandomResizedCrop:
             cw, ch = w, h
         return (h - ch) // 2, (w - cw) // 2, ch, cw
 
-    def __call__(self, image: torch.Tensor) -> torch.Tensor:
+    def __call__(self, image: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         _check_image(image)
         _, h, w = image.shape
-        top, left, ch, cw = self._region(h, w)
+        top, left, ch, cw = self._region(h, w, generator)
         # the crop's centre and half-extent in normalized coordinates
         cx, cy = (left + cw / 2) / w * 2 - 1, (top + ch / 2) / h * 2 - 1
-        theta = torch.tensor([[cw / w, 0.0, cx], [0.0, ch / h, cy]], dtype=torch.float64)
-        return _resample(image, theta, (self.size, self.size), self.fill)
+        return _resample(image, [[cw / w, 0.0, cx], [0.0, ch / h, cy]], (self.size, self.size), self.fill)
 
 
 class RandomHorizontalFlip:
@@ -177,13 +223,13 @@ class RandomHorizontalFlip:
     def __init__(self, p: float = 0.5):
         self.p = check_in_range(p, "p", 0.0, 1.0)
 
-    def __call__(self, image: torch.Tensor) -> torch.Tensor:
+    def __call__(self, image: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         _check_image(image)
-        return image.flip(-1) if float(torch.rand(())) < self.p else image
+        return image.flip(-1) if float(torch.rand((), generator=generator)) < self.p else image
 
 
 class Compose:
-    """Apply ``transforms`` in order."""
+    """Apply ``transforms`` in order, each with the same ``generator`` (:func:`apply_transform`)."""
 
     def __init__(self, transforms: Sequence[Callable[[torch.Tensor], torch.Tensor]]):
         for t in transforms:
@@ -191,7 +237,7 @@ class Compose:
                 raise ValueError(f"every transform must be callable, got {type(t).__name__}")
         self.transforms = list(transforms)
 
-    def __call__(self, image: torch.Tensor) -> torch.Tensor:
+    def __call__(self, image: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         for t in self.transforms:
-            image = t(image)
+            image = apply_transform(t, image, generator)
         return image

@@ -10,9 +10,8 @@ from pathlib import Path, PurePosixPath
 
 import torch
 from PIL import Image
-from torch.utils.data import Dataset
 
-from ._image import check_image_size, check_transform, decode_image, to_signed_unit
+from ._image import TransformedImages, check_image_size, check_transform, decode_image, to_signed_unit
 from .corrupt import CorruptSampleError, read_zip_member, summary
 
 __all__ = ["Omniglot"]
@@ -76,14 +75,15 @@ def _decode_zip(
     return images[:i].clone() if i < count else images, labels[:i].clone(), classes, tuple(str(e) for e in bad)
 
 
-class Omniglot(Dataset):
+class Omniglot(TransformedImages):
     """Omniglot characters from ``images_background.zip`` or ``images_evaluation.zip``, read without unpacking.
 
     Identities are the characters (alphabet, characterNN), labelled in sorted (alphabet, character) order. Every
     105×105 drawing is resized to ``image_size``² with a box filter (``Image.BOX``) and inverted so strokes are bright:
     uint8 stroke = 255, background = 0, which items map to [-1, 1] by (x/255 − 0.5)/0.5 (background −1, strokes +1);
-    then ``transform``. All images are decoded once at construction into a uint8 cache (cached per process for
-    the same file and size), so ``__getitem__`` is a copy.
+    then ``transform`` (``item(i, generator)`` draws it from a generator: :class:`._image.TransformedImages`).
+    All images are decoded once at construction into a uint8 cache (cached per process for the same file and size),
+    so an item is a copy.
 
     ``rotations=True``: each character at 0°, 90°, 180° and 270° (counter-clockwise, ``torch.rot90``) is its own
     identity, label = 4·character + k for rotation k·90°, as in the usual few-shot protocol (background: 964×4 =
@@ -157,12 +157,9 @@ class Omniglot(Dataset):
         """Nothing to check: every image was read (CRC-checked) and decoded at construction. Returns []."""
         return []
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+    def _image(self, index: int) -> torch.Tensor:
         image = self._images[self._source[index]]
         k = int(self._rotation[index])
         if k:
             image = torch.rot90(image, k, dims=(0, 1))
-        image = to_signed_unit(image.unsqueeze(0))
-        if self.transform is not None:
-            image = self.transform(image)
-        return image, int(self.labels[index])
+        return to_signed_unit(image.unsqueeze(0))

@@ -1,4 +1,5 @@
-"""Waveform augmentation for training: speed perturbation and additive noise at a random SNR."""
+"""Waveform augmentation for training: speed perturbation and additive noise at a random SNR. Random numbers come
+from the ``generator`` argument (None: torch's global generator)."""
 
 from __future__ import annotations
 
@@ -19,19 +20,24 @@ class SpeedPerturb:
     """Speed perturbation (Ko et al. 2015): play the waveform ``f`` times faster, f drawn uniformly from
     ``factors``; pitch and tempo change together (as ``sox speed``). Done by resampling the signal from rate
     ``p`` to ``q`` with ``f = p/q`` (denominator ≤ 100): length T → ⌈T/f⌉. Labels are unchanged (WeSpeaker's
-    recipes instead make each factor a new speaker: not done here)."""
+    recipes instead make each factor a new speaker: not done here). A training crop of the result needs only its
+    window resampled: :class:`~veriloss.data.audio.AudioDataset` draws the factor (:meth:`draw`) and does that."""
 
     def __init__(self, factors: Sequence[float] = (0.9, 1.0, 1.1)):
         if not factors or any(not 0.5 <= float(f) <= 2.0 for f in factors):
             raise ValueError(f"factors must be a non-empty list of speeds in [0.5, 2], got {factors!r}")
         self.factors = [Fraction(float(f)).limit_denominator(100) for f in factors]
 
-    def __call__(self, wave: torch.Tensor) -> torch.Tensor:
-        f = self.factors[int(torch.randint(0, len(self.factors), ()))]
-        if f == 1:
+    def draw(self, generator: torch.Generator | None = None) -> tuple[int, int]:
+        """A random factor as ``(p, q)``, f = p/q: resample from rate ``p`` to rate ``q``."""
+        f = self.factors[int(torch.randint(0, len(self.factors), (), generator=generator))]
+        return f.numerator, f.denominator
+
+    def __call__(self, wave: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        p, q = self.draw(generator)
+        if p == q:
             return wave
-        out = resample(wave[0].double().numpy(), f.numerator, f.denominator)
-        return torch.from_numpy(out.astype(np.float32))[None]
+        return torch.from_numpy(resample(wave[0].numpy(), p, q).astype(np.float32))[None]
 
 
 class AddNoise:
@@ -55,17 +61,18 @@ class AddNoise:
         self.sources = list(sources or [])
         self._cache: dict[str, torch.Tensor] = {}
 
-    def __call__(self, wave: torch.Tensor) -> torch.Tensor:
-        if float(torch.rand(())) >= self.p:
+    def __call__(self, wave: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        apply, u = torch.rand(2, dtype=torch.float64, generator=generator).tolist()
+        if apply >= self.p:
             return wave
-        snr = self.snr_db[0] + (self.snr_db[1] - self.snr_db[0]) * float(torch.rand(()))
+        snr = self.snr_db[0] + (self.snr_db[1] - self.snr_db[0]) * u
         if self.sources:
-            src = self.sources[int(torch.randint(0, len(self.sources), ()))]
+            src = self.sources[int(torch.randint(0, len(self.sources), (), generator=generator))]
             if src not in self._cache:
                 self._cache[src] = load_audio(src, self.sample_rate)
-            noise = random_crop(self._cache[src], wave.shape[-1])
+            noise = random_crop(self._cache[src], wave.shape[-1], generator)
         else:
-            noise = torch.randn(wave.shape)
+            noise = torch.randn(wave.shape, generator=generator)
         p_signal = wave.square().mean()
         p_noise = noise.square().mean().clamp_min(1e-12)
         return wave + noise * torch.sqrt(p_signal / (p_noise * 10 ** (snr / 10)))

@@ -11,10 +11,12 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ..augment import apply_transform
 from ..corrupt import CorruptSampleError, report
 from .augment import AddNoise, SpeedPerturb
-from .decode import check_audio, load_audio
-from .waveform import random_crop
+from .decode import check_audio, decode_audio, load_audio
+from .resampling import resample
+from .waveform import resampled_crop
 
 __all__ = ["AudioDataset", "embedding_chunks", "pad_collate"]
 
@@ -23,9 +25,13 @@ class AudioDataset(Dataset):
     """Utterances ``items = [(source, label), …]`` decoded on access (items, sources: :mod:`veriloss.data.audio`).
 
     ``crop_seconds`` set (training): a random ``round(crop_seconds · sample_rate)``-sample crop per access
-    (:func:`random_crop`: shorter utterances are repeated), after ``speed`` (a :class:`SpeedPerturb`) on the whole
-    utterance and before ``noise`` (an :class:`AddNoise`) and ``transform`` (any callable on (1, T)).
+    (:func:`random_crop`: shorter utterances are repeated) of the utterance after ``speed`` (a
+    :class:`SpeedPerturb`), then ``noise`` (an :class:`AddNoise`) and ``transform`` (any callable on (1, T)). The
+    crop is chosen first and only it is resampled, in one step from the file's rate to ``sample_rate`` at the drawn
+    speed (:func:`resampled_crop`), so a crop costs the same for any utterance length.
     ``crop_seconds=None`` (test): the whole utterance, with ``transform`` only if given.
+    :meth:`item` draws every random number from a ``torch.Generator`` (the training loader's per-sample seeds);
+    ``dataset[i]`` from torch's global generator.
     Utterances shorter than ``min_seconds`` (default 0.1 s) and missing, empty, truncated or unreadable files raise
     :class:`~veriloss.data.CorruptSampleError` naming the source, the item and its utterance id.
     ``speakers[label]`` is the speaker id of a label when the factories build the dataset;
@@ -65,7 +71,9 @@ class AudioDataset(Dataset):
                 raise ValueError(f"items[{i}] must be (source, label) with a non-negative int label, got {item!r}")
             sources.append(os.fspath(item[0]))
             labels.append(int(item[1]))
-        for name, value in (("speed", speed), ("noise", noise), ("transform", transform)):
+        if speed is not None and not isinstance(speed, SpeedPerturb):
+            raise ValueError(f"speed must be a SpeedPerturb or None, got {type(speed).__name__}")
+        for name, value in (("noise", noise), ("transform", transform)):
             if value is not None and not callable(value):
                 raise ValueError(f"{name} must be callable or None, got {type(value).__name__}")
         self.sources = sources
@@ -113,19 +121,29 @@ class AudioDataset(Dataset):
                 bad.append((i, self._at(exc, i)))
         return report(self, bad, "utterances")
 
+    @property
+    def random_items(self) -> bool:
+        """Whether items draw random numbers: training crops (with their speed and noise) or a ``transform``."""
+        return self.crop_samples is not None or self.transform is not None
+
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        return self.item(index)
+
+    def item(self, index: int, generator: torch.Generator | None = None) -> tuple[torch.Tensor, int]:
+        """Item ``index`` with its random numbers drawn from ``generator`` (None: torch's global generator)."""
         try:
-            wave = load_audio(self.sources[index], self.sample_rate, self.min_samples)
+            samples, rate = decode_audio(self.sources[index], self.sample_rate, self.min_samples)
         except CorruptSampleError as exc:
             raise self._at(exc, index) from None
-        if self.crop_samples is not None:
-            if self.speed is not None:
-                wave = self.speed(wave)
-            wave = random_crop(wave, self.crop_samples)
+        if self.crop_samples is None:
+            wave = torch.from_numpy(resample(samples, rate, self.sample_rate).astype(np.float32))[None]
+        else:
+            p, q = self.speed.draw(generator) if self.speed is not None else (1, 1)
+            wave = resampled_crop(samples, rate * p, self.sample_rate * q, self.crop_samples, generator)
             if self.noise is not None:
-                wave = self.noise(wave)
+                wave = apply_transform(self.noise, wave, generator)
         if self.transform is not None:
-            wave = self.transform(wave)
+            wave = apply_transform(self.transform, wave, generator)
         return wave.contiguous(), int(self.labels[index])
 
 

@@ -18,9 +18,9 @@ import numpy as np
 import torch
 
 from ..corrupt import CorruptSampleError, read_zip_member
-from .resampling import resample
+from .resampling import resample, resampled_length
 
-__all__ = ["ZIP_SEPARATOR", "check_audio", "load_audio", "read_audio"]
+__all__ = ["ZIP_SEPARATOR", "check_audio", "decode_audio", "load_audio", "read_audio"]
 
 ZIP_SEPARATOR = "::"
 _ZIPS: dict[tuple[int, str], zipfile.ZipFile] = {}  # open archives, per process (safe after a DataLoader fork)
@@ -160,18 +160,26 @@ def check_audio(source: str | os.PathLike, sample_rate: int = 16000, min_samples
         raise _corrupt(src, f"audio {src!r} is truncated: {problem}")
 
 
-def load_audio(source: str | os.PathLike, sample_rate: int, min_samples: int = 1) -> torch.Tensor:
-    """Decoded (:func:`read_audio`), resampled to ``sample_rate`` when the file's rate differs (:func:`resample`),
-    as a float32 tensor (1, T). :class:`~veriloss.data.CorruptSampleError` naming the source if it cannot be read
-    (:func:`read_audio`), is empty, shorter than ``min_samples`` or holds non-finite samples."""
+def decode_audio(source: str | os.PathLike, sample_rate: int, min_samples: int = 1) -> tuple[np.ndarray, int]:
+    """Decoded (:func:`read_audio`) and checked, at the file's rate: samples (T,) and the rate.
+    :class:`~veriloss.data.CorruptSampleError` naming the source if it cannot be read (:func:`read_audio`), is empty,
+    shorter than ``min_samples`` once at ``sample_rate`` or holds non-finite samples."""
     src = os.fspath(source)
     samples, rate = read_audio(src)
     if samples.size == 0:
         raise _corrupt(src, f"audio {src!r} is empty (0 samples)")
-    if rate != sample_rate:
-        samples = resample(samples, rate, sample_rate)
-    if len(samples) < min_samples:
-        raise _too_short(src, len(samples), sample_rate, min_samples)
+    n = resampled_length(len(samples), rate, sample_rate)
+    if n < min_samples:
+        raise _too_short(src, n, sample_rate, min_samples)
     if not np.isfinite(samples).all():
         raise _corrupt(src, f"audio {src!r} contains non-finite samples")
+    return samples, rate
+
+
+def load_audio(source: str | os.PathLike, sample_rate: int, min_samples: int = 1) -> torch.Tensor:
+    """Decoded and checked (:func:`decode_audio`), resampled to ``sample_rate`` when the file's rate differs
+    (:func:`resample`), as a float32 tensor (1, T)."""
+    samples, rate = decode_audio(source, sample_rate, min_samples)
+    if rate != sample_rate:
+        samples = resample(samples, rate, sample_rate)
     return torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32))[None]

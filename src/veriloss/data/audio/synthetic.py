@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ..augment import apply_transform
 from .waveform import random_crop
 
 __all__ = ["SyntheticSpeakers"]
@@ -31,7 +32,9 @@ class SyntheticSpeakers(Dataset):
     Items ``(waveform (1, T), label)``, T = round(seconds · sample_rate), label = k (0 … num_speakers − 1); the
     global speaker is ``speaker_offset + k``, so train and test sets with disjoint voices use the same seed and
     offsets 0 and ≥ the training count. ``crop_seconds`` gives random crops of that length (training), None whole
-    utterances (all of the same length); test-time chunking as for :class:`AudioDataset`.
+    utterances (all of the same length); test-time chunking as for :class:`AudioDataset`. Crops and ``transform``
+    draw from the ``generator`` of :meth:`item` (the training loader's per-sample seeds), ``dataset[i]`` from
+    torch's global generator.
     """
 
     channels = 1
@@ -140,10 +143,19 @@ class SyntheticSpeakers(Dataset):
         noise = np.fft.irfft(spec * np.exp(-0.5 * ((f - centre) / width) ** 2), n)
         return noise / (np.abs(noise).max() + 1e-9)
 
+    @property
+    def random_items(self) -> bool:
+        """Whether items draw random numbers: crops or a ``transform``."""
+        return self.crop_samples is not None or self.transform is not None
+
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        return self.item(index)
+
+    def item(self, index: int, generator: torch.Generator | None = None) -> tuple[torch.Tensor, int]:
+        """Item ``index`` with its crop and ``transform`` drawn from ``generator`` (None: torch's global one)."""
         wave = torch.from_numpy(self.waveform(index))[None]
         if self.crop_samples is not None:
-            wave = random_crop(wave, self.crop_samples)
+            wave = random_crop(wave, self.crop_samples, generator)
         if self.transform is not None:
-            wave = self.transform(wave)
+            wave = apply_transform(self.transform, wave, generator)
         return wave.contiguous(), int(self.labels[index])

@@ -1,23 +1,50 @@
-"""Waveform windows: random training crops (short utterances tiled) and test-time chunks."""
+"""Waveform windows: random training crops (short utterances tiled), resampled crops computed from the samples
+they need, and test-time chunks."""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
-__all__ = ["chunk_waveform", "random_crop"]
+from .resampling import resample, resampled_length
+
+__all__ = ["chunk_waveform", "crop_start", "random_crop", "resampled_crop", "window"]
 
 
-def random_crop(wave: torch.Tensor, length: int) -> torch.Tensor:
-    """A random ``length``-sample window of ``wave`` (1, T) (start ~ U{0, …, T − length}); a shorter ``wave`` is
-    repeated (tiled) to T·⌈length/T⌉ + T samples first and cropped at a start ~ U{0, …, T − 1}. Uses torch's global
-    generator, so it is deterministic under ``torch.manual_seed``."""
+def crop_start(total: int, length: int, generator: torch.Generator | None = None) -> int:
+    """Where a random ``length``-sample window of a ``total``-sample signal starts: U{0, …, total − length}, or for
+    a shorter signal U{0, …, total − 1} in its tiling (:func:`window`). Drawn from ``generator`` (None: torch's
+    global generator)."""
+    high = total - length + 1 if total >= length else total
+    return int(torch.randint(0, high, (), generator=generator))
+
+
+def window(wave: torch.Tensor, start: int, length: int) -> torch.Tensor:
+    """Samples ``start … start + length − 1`` of ``wave`` (…, T), repeated end to end (tiled) where they pass T."""
     t = wave.shape[-1]
-    if t >= length:
-        start = int(torch.randint(0, t - length + 1, ()))
+    if start + length <= t:
         return wave[..., start : start + length]
-    tiled = wave.repeat(1, -(-length // t) + 1)
-    start = int(torch.randint(0, t, ()))
+    tiled = wave.repeat(*([1] * (wave.dim() - 1)), -(-(start + length) // t))
     return tiled[..., start : start + length]
+
+
+def random_crop(wave: torch.Tensor, length: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """A random ``length``-sample window of ``wave`` (1, T) (:func:`crop_start`); a shorter ``wave`` is tiled and
+    cropped at a start ~ U{0, …, T − 1}. Drawn from ``generator`` (None: torch's global generator)."""
+    return window(wave, crop_start(wave.shape[-1], length, generator), length)
+
+
+def resampled_crop(
+    samples: np.ndarray, orig_rate: int, new_rate: int, length: int, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """``random_crop(resample(samples, orig_rate, new_rate), length, generator)`` as float32 (1, ``length``), with
+    only the window resampled (:func:`resample` with ``start``): the cost follows ``length``, not the utterance."""
+    total = resampled_length(len(samples), orig_rate, new_rate)
+    start = crop_start(total, length, generator)
+    if start + length <= total:
+        return torch.from_numpy(resample(samples, orig_rate, new_rate, start, length).astype(np.float32))[None]
+    whole = torch.from_numpy(resample(samples, orig_rate, new_rate).astype(np.float32))[None]
+    return window(whole, start, length)  # shorter than the crop: tiled
 
 
 def chunk_waveform(wave: torch.Tensor, chunk: int, hop: int) -> torch.Tensor:
