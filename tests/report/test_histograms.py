@@ -1,4 +1,5 @@
-"""Score histograms: counts against numpy, the ImpostorSummary route within its bin resolution, valid PNGs."""
+"""Score histograms: counts against numpy, the ImpostorSummary route within its bin resolution (exact on snapped
+edges), valid PNGs, log density and the TAR@FAR threshold lines."""
 
 from __future__ import annotations
 
@@ -6,9 +7,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from veriloss.metrics import summarize
-from veriloss.metrics.summary import bin_index
-from veriloss.report.histograms import histogram_counts, score_histograms, score_range
+from veriloss.metrics import summarize, tar_at_far
+from veriloss.metrics.summary import bin_index, bin_low_edge
+from veriloss.report.histograms import _edges, _title, histogram_counts, score_histograms, score_range, thresholds
 
 
 @pytest.fixture(scope="module")
@@ -60,3 +61,67 @@ def test_bad_input(scores, tmp_path):
         score_histograms({"a": (g, imp)}, tmp_path / "h.png", bins=1)
     with pytest.raises(ValueError, match="increasing"):
         histogram_counts(imp, np.array([1.0, 0.0]))
+
+
+def test_log_density_and_threshold_lines_from_arrays(scores):
+    from matplotlib.figure import Figure
+
+    g, imp = scores
+    fars = [1e-5, 1e-4, 1e-3, 1e-2]  # 1e-5 · 50,000 < 1: not measurable, no line
+    ax = Figure().add_subplot()
+    assert score_histograms({"s": (g, imp)}, far=fars, ax=ax) == [ax]
+    assert ax.get_yscale() == "log"
+    lines = [ln for ln in ax.lines if not ln.get_label().startswith("_")]
+    want = [p for p in tar_at_far(g, imp, fars) if p.measurable]
+    assert [ln.get_xdata()[0] for ln in lines] == [p.threshold for p in want]
+    assert [ln.get_label().split(":")[0] for ln in lines] == ["FAR=1e-4", "FAR=0.001", "FAR=0.01"]
+    assert thresholds(g, imp, fars) == [(p.far_target, p.threshold) for p in want]
+    # one impostor in a bin is above the axis floor; the peaks are below the legend's room at the top
+    lo, hi = ax.get_ylim()
+    assert 0 < lo < 1 / (imp.size * (imp.max() - min(g.min(), imp.min())) / 80)
+    assert np.log(hi / lo) > 1.5 * np.log(max(np.max(p.get_data().values) for p in ax.patches) / lo)
+
+
+def test_thresholds_from_a_summary_only_where_its_top_resolves_them(scores):
+    g, imp = scores
+    s = summarize(g, imp, top=60)  # resolves FAR ≤ 59/50,000
+    assert thresholds(g, s, [1e-4, 1e-3, 1e-2]) == thresholds(g, imp, [1e-4, 1e-3])
+    assert thresholds(g, summarize(g, imp, top=imp.size), [1e-2]) == thresholds(g, imp, [1e-2])
+
+
+def test_linear_option(scores):
+    from matplotlib.figure import Figure
+
+    g, imp = scores
+    fig = Figure()
+    axes = list(fig.subplots(1, 2).flat)
+    assert score_histograms({"a": (g, imp), "b": (g, imp)}, log=False, far=(), ax=axes) == axes
+    assert {a.get_yscale() for a in axes} == {"linear"} and not [ln for a in axes for ln in a.lines]
+    with pytest.raises(ValueError, match="one Axes per system"):
+        score_histograms({"a": (g, imp), "b": (g, imp)}, ax=axes[0])
+
+
+def test_summary_panels_snap_to_fine_bins_exact_counts_no_comb():
+    """Scores near 1 (fine bins 2^-12 wide) on plotting bins ~1.5 fine bins wide: counts are exact on the snapped
+    edges and the densities of a smooth distribution do not alternate (the comb the linear edges gave)."""
+    rng = np.random.default_rng(2)
+    g = np.clip(rng.normal(0.997, 0.001, 500), 0.98, 0.99999).astype(np.float32)
+    imp = np.clip(rng.normal(0.99, 0.003, 40000), 0.97, 0.99999).astype(np.float32)
+    s = summarize(g, imp, top=5)
+    edges = _edges(0.97, 1.0, 80, [s])
+    assert np.array_equal(histogram_counts(s, edges), np.histogram(imp, edges)[0])
+    assert np.array_equal(bin_low_edge(bin_index(edges, s.shift), s.shift), edges)  # edges are fine-bin edges
+    density = histogram_counts(s, edges) / np.diff(edges)
+    core = density[(edges[:-1] > 0.985) & (edges[1:] < 0.995)]  # the bulk of the impostors
+    assert np.max(np.abs(np.diff(core))) < 0.35 * core.max()
+    linear = np.linspace(0.97, 1.0, 81)
+    comb = histogram_counts(s, linear) / np.diff(linear)
+    core_lin = comb[(linear[:-1] > 0.985) & (linear[1:] < 0.995)]
+    assert np.max(np.abs(np.diff(core_lin))) > 0.5 * core_lin.max()  # what the snapping removes
+
+
+def test_long_names_are_wrapped_in_panel_titles():
+    name = "gvlad_amsoftmax_2019-01-11_resnet34_bs142_adam_lr0.001_vlad8_ghost2_bdim512_ohemlevel0__prediction_scores"
+    first, second = _title(name).split("\n")
+    assert first + second == name and len(first) <= 62 and first.endswith("_")
+    assert _title("short") == "short" and _title("x" * 200).count("\n") == 1 and "…" in _title("x" * 200)
