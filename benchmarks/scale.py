@@ -10,7 +10,7 @@ repeated). Heads (s, m, α stated here once; lr = 0.1, momentum μ = 0.9, weight
 
 * ``arcface``: dense ArcFace, ``veriloss.heads.create("arcface", d, K, s=64, m=0.5)``, ``torch.optim.SGD``.
 * ``qmargin``: dense α head, Q-Margin with α = 1.5, s = 16, m = 0.35 (κ from m), ``torch.optim.SGD``.
-* ``qmargin-stream``: the same Q-Margin head with ``chunk_size`` (default 65536; :mod:`veriloss.heads.streaming`):
+* ``qmargin-stream``: the same Q-Margin head with ``chunk_size`` (default 65536; :mod:`veriloss.heads.alpha.streaming`):
   no B×K logits, a sparse COO gradient for W, trained with :class:`veriloss.train.sparse_optim.LazySGD` (no
   :meth:`~veriloss.train.sparse_optim.LazySGD.flush` per step: untouched rows catch up lazily when next touched).
 * ``partialfc``: a Partial FC-style sampled head (An et al. 2021, "Partial FC: training 10 million identities on a

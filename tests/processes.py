@@ -19,7 +19,7 @@ _PRELOAD = [
     "torch",
     "torch._dynamo",
     "torch.fx.experimental.symbolic_shapes",
-    "veriloss.heads.sharded",
+    "veriloss.heads.alpha.sharded",
     "veriloss.train",
 ]
 

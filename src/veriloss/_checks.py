@@ -1,26 +1,65 @@
-"""Input validation shared by every loss: fail early with a message that names the argument and the fix."""
+"""Input validation shared by every loss: fail early with a message that names the argument and the fix.
+
+The losses check their inputs once, at their public entry (a head's or pair loss's forward, the functional α API);
+the checks that read tensor values cost one host synchronization each on a GPU and can be switched off for a loop
+whose inputs are known good with :func:`unchecked`.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
 import operator
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 import numpy as np
 import torch
 
 __all__ = [
     "check_batch",
+    "check_batch_structure",
+    "check_bool",
     "check_embeddings",
     "check_finite_tensor",
     "check_in_range",
     "check_int",
+    "check_label_structure",
     "check_labels",
     "check_positive",
     "check_real",
     "exponent_limit",
     "is_bool",
+    "unchecked",
+    "validating",
 ]
+
+_VALIDATING = contextvars.ContextVar("veriloss_validating", default=True)
+
+
+@contextlib.contextmanager
+def unchecked() -> Iterator[None]:
+    """Within the block, the losses (heads, pair losses, the functional α loss) skip the input checks that read
+    tensor values: finiteness, label range, magnitude limits, batch composition (a host synchronization each on a
+    GPU). Shapes and dtypes are still checked (free). For a loop whose inputs are known good, e.g. the trainer's step;
+    a bad input then gives a wrong or non-finite loss instead of an error.
+
+    >>> import torch
+    >>> from veriloss import heads
+    >>> head = heads.create("cosface", 8, 4)
+    >>> with heads.unchecked():
+    ...     loss = head(torch.randn(6, 8), torch.tensor([0, 1, 2, 3, 0, 1]))
+    """
+    token = _VALIDATING.set(False)
+    try:
+        yield
+    finally:
+        _VALIDATING.reset(token)
+
+
+def validating() -> bool:
+    """False inside :func:`unchecked`: the loss entry points skip their value checks."""
+    return _VALIDATING.get()
 
 
 def _check_embedding_structure(x: torch.Tensor, name: str, dim: int | None) -> None:
@@ -36,6 +75,12 @@ def _check_embedding_structure(x: torch.Tensor, name: str, dim: int | None) -> N
         raise ValueError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
 
 
+def check_batch_structure(x: torch.Tensor, y: torch.Tensor, dim: int | None = None) -> None:
+    """Embeddings (B×d, d == ``dim`` when given) and labels (B,) of the right types and shapes; reads no values."""
+    _check_embedding_structure(x, "embeddings", dim)
+    check_label_structure(y, x.shape[0], "labels")
+
+
 def check_embeddings(x: torch.Tensor, name: str = "embeddings", dim: int | None = None) -> None:
     """``x`` must be a non-empty, finite, floating-point B×d tensor (d == ``dim`` when given)."""
     _check_embedding_structure(x, name, dim)
@@ -49,7 +94,8 @@ def check_finite_tensor(x: torch.Tensor, name: str) -> None:
         raise ValueError(f"{name} contains {bad} non-finite value(s) (NaN or inf); check the inputs upstream")
 
 
-def _check_label_structure(y: torch.Tensor, batch: int, name: str) -> None:
+def check_label_structure(y: torch.Tensor, batch: int, name: str = "labels") -> None:
+    """``y`` must be a non-empty 1-D integer tensor of length ``batch``; reads no values."""
     if not isinstance(y, torch.Tensor):
         raise ValueError(f"{name} must be a torch.Tensor, got {type(y).__name__}")
     if y.dim() != 1:
@@ -71,7 +117,7 @@ def _check_label_range(lo: int, hi: int, num_classes: int | None, name: str) -> 
 
 def check_labels(y: torch.Tensor, batch: int, num_classes: int | None = None, name: str = "labels") -> None:
     """``y`` must be a 1-D integer tensor of length ``batch`` with values in [0, num_classes)."""
-    _check_label_structure(y, batch, name)
+    check_label_structure(y, batch, name)
     lo, hi = torch.stack([y.detach().min(), y.detach().max()]).tolist()  # one host synchronization
     _check_label_range(int(lo), int(hi), num_classes, name)
 
@@ -89,8 +135,7 @@ def check_batch(
     (e.g. the largest embedding norm, for a loss that must refuse values float32 cannot hold); they are returned as
     Python floats once the batch is known to be finite and the labels in range.
     """
-    _check_embedding_structure(x, "embeddings", dim)
-    _check_label_structure(y, x.shape[0], "labels")
+    check_batch_structure(x, y, dim)
     extra = dict(magnitudes()) if magnitudes is not None else {}
     yd = y.detach()
     parts = [torch.isfinite(x.detach()).all(), yd.min(), yd.max(), *extra.values()]
@@ -109,6 +154,13 @@ def exponent_limit(dtype: torch.dtype) -> int:
 def is_bool(value: object) -> bool:
     """True for Python/numpy booleans and boolean tensors: not numbers as far as parameters go."""
     return isinstance(value, (bool, np.bool_)) or (isinstance(value, torch.Tensor) and value.dtype == torch.bool)
+
+
+def check_bool(value: object, name: str) -> bool:
+    """A strict boolean (``True``/``False``; not 1, "yes" or a numpy bool)."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be true or false, got {value!r}")
+    return value
 
 
 def check_real(value: object, name: str) -> float:

@@ -1,20 +1,17 @@
 """One factory for every training loss: a prototype head or a pair loss, plus weighted auxiliary pair losses.
 
-``from_config(loss_section, embedding_dim, num_classes)`` builds what a training config's ``loss`` section names;
-the trainer, the bench and ``veriloss losses`` use it. :func:`main_head` finds the head inside a weighted sum.
+``from_config(loss_section, embedding_dim, num_classes)`` builds what a training config's ``loss`` section names
+(the trainer and the bench use it); :func:`catalogue` describes every loss of both families (``veriloss losses``);
+:func:`main_head` finds the head inside a weighted sum.
 """
 
 from __future__ import annotations
 
-import math
-
-import torch
 from torch import nn
 
 from . import heads, pairwise
-from .heads import sharded
 
-__all__ = ["from_config", "init_prototypes", "main_head"]
+__all__ = ["catalogue", "from_config", "main_head"]
 
 
 def _fill(cls_params: dict, params: dict, embedding_dim: int, num_classes: int) -> dict:
@@ -26,10 +23,15 @@ def _fill(cls_params: dict, params: dict, embedding_dim: int, num_classes: int) 
     return out
 
 
+def _is(registry, name: str) -> bool:
+    return name.lower() in registry.available() or name.lower() in registry.aliases()
+
+
 def from_config(loss_cfg: dict, embedding_dim: int, num_classes: int) -> nn.Module:
     """The loss of a config's ``loss`` section: ``name`` (a head of :mod:`veriloss.heads` or a loss of
-    :mod:`veriloss.pairwise`) with ``params``, prototypes redrawn by ``init_std``, plus ``aux`` terms
-    (``[{name, weight, params}]``, pair losses added by weight as a :class:`veriloss.pairwise.WeightedSum`).
+    :mod:`veriloss.pairwise`) with ``params`` (for the α heads also ``chunk_size`` and ``sharded``), prototypes
+    drawn with ``init_std`` (null: the head's default), plus ``aux`` terms (``[{name, weight, params}]``, pair
+    losses added by weight as a :class:`veriloss.pairwise.WeightedSum`). Training takes the mean loss.
 
     >>> loss = from_config({"name": "arcface", "params": {"s": 16.0}, "init_std": 0.01}, 128, 10)
     >>> type(loss).__name__, tuple(loss.weight.shape)
@@ -37,20 +39,20 @@ def from_config(loss_cfg: dict, embedding_dim: int, num_classes: int) -> nn.Modu
     """
     name = loss_cfg["name"]
     params = dict(loss_cfg.get("params") or {})
-    shard = params.pop("sharded", False)  # α heads: prototypes split over the processes (veriloss.heads.sharded)
-    if not isinstance(shard, bool):
-        raise ValueError(f"loss.params.sharded must be true or false, got {shard!r}")
-    if shard:
-        main = sharded.create(name, embedding_dim, num_classes, **params)
-    elif name.lower() in heads.available() or name.lower() in heads.aliases():
-        main = heads.create(name, embedding_dim, num_classes, **params)
-    elif name.lower() in pairwise.available() or name.lower() in pairwise.aliases():
+    for key, fix in (("init_std", "set it as loss.init_std"), ("reduction", "training takes the mean loss")):
+        if key in params:
+            raise ValueError(f"loss.params.{key} is not a loss parameter here: {fix}; remove it")
+    init_std = loss_cfg.get("init_std")
+    if _is(heads, name):
+        main = heads.create(name, embedding_dim, num_classes, init_std=init_std, **params)
+    elif _is(pairwise, name):
+        if init_std is not None:
+            raise ValueError(f"loss.init_std applies to heads with prototypes (W), not to the pair loss {name!r}")
         spec = pairwise.describe(name)["parameters"]
         main = pairwise.create(name, **_fill(spec, params, embedding_dim, num_classes))
     else:
         valid = ", ".join(heads.available() + pairwise.available())
         raise ValueError(f"loss.name: unknown loss {name!r}; available: {valid}")
-    init_prototypes(main, loss_cfg.get("init_std"))
     aux = loss_cfg.get("aux") or []
     if not aux:
         return main
@@ -58,33 +60,33 @@ def from_config(loss_cfg: dict, embedding_dim: int, num_classes: int) -> nn.Modu
     for i, term in enumerate(aux):
         if not isinstance(term, dict) or "name" not in term or "weight" not in term:
             raise ValueError(f"loss.aux[{i}] must be a mapping with 'name', 'weight' and optional 'params'")
+        aux_params = term.get("params") or {}
+        if "reduction" in aux_params:
+            raise ValueError(f"loss.aux[{i}].params.reduction: training takes the mean loss; remove it")
         spec = pairwise.describe(term["name"])["parameters"]
-        module = pairwise.create(term["name"], **_fill(spec, term.get("params") or {}, embedding_dim, num_classes))
+        module = pairwise.create(term["name"], **_fill(spec, aux_params, embedding_dim, num_classes))
         terms[term["name"]] = (float(term["weight"]), module)
     return pairwise.WeightedSum(main, terms)
 
 
-def init_prototypes(head: nn.Module, init_std: float | None) -> None:
-    """Redraw the prototypes W (K×d) from N(0, init_std²), e.g. 0.01 as insightface does (None: leave them).
+def catalogue() -> list[dict]:
+    """Every registered loss as a dict: family ("head" or "pairwise"), name, aliases, parameters, options (how it is
+    built: init_std, reduction, ...), fixed, reference, summary, usage.
 
-    For cosine heads only the direction of a prototype enters the logits, but its norm sets the effective learning
-    rate of that direction (the gradient of ``W/‖W‖`` scales as ``1/‖W‖``): rows of norm 0.01·√d learn far faster
-    than rows of norm ≈ 1. A sharded head draws the whole K×d matrix and keeps its slice, so every world size
-    starts from the same prototypes.
+    >>> [e["options"] for e in catalogue() if e["name"] == "triplet"]
+    [{'reduction': 'mean'}]
     """
-    if init_std is None:
-        return
-    std = float(init_std)
-    if not math.isfinite(std) or std <= 0:
-        raise ValueError(f"loss.init_std must be a positive number or null, got {init_std!r}")
-    weight = getattr(head, "weight", None)
-    if not isinstance(weight, nn.Parameter) or weight.ndim != 2:
-        raise ValueError(f"loss.init_std applies to heads with prototypes (W), not to {type(head).__name__}")
-    start = int(getattr(head, "shard_start", 0))
-    rows = int(getattr(head, "num_classes", weight.shape[0]))
-    full = torch.empty(rows, weight.shape[1], dtype=weight.dtype).normal_(0.0, std)
-    with torch.no_grad():
-        weight.copy_(full[start : start + weight.shape[0]])
+    out = []
+    for family, registry, usage in (
+        ("head", heads, "veriloss.heads.create({!r}, embedding_dim, num_classes, **params, **options)"),
+        ("pairwise", pairwise, "veriloss.pairwise.create({!r}, **params, **options)"),
+    ):
+        for name in registry.available():
+            entry = registry.describe(name)
+            entry["options"] = {k: entry["parameters"].pop(k) for k in registry.OPTIONS if k in entry["parameters"]}
+            entry.update(family=family, usage=usage.format(name))
+            out.append(entry)
+    return out
 
 
 def main_head(loss: nn.Module) -> nn.Module:

@@ -11,7 +11,6 @@ import pytest
 import torch
 
 from veriloss import heads
-from veriloss.heads import sharded
 
 NON_COSINE = {"softmax", "lsoftmax", "sphereface", "harmonic"}
 COSINE = [n for n in heads.available() if n not in NON_COSINE]
@@ -61,7 +60,7 @@ def test_streaming_alpha_heads_are_scale_invariant(name):
 def test_sharded_alpha_heads_are_scale_invariant(name):
     x, y = _batch()
     torch.manual_seed(1)
-    _check_scale_invariant(sharded.create(name, 16, 5), x, y)  # one process: world size 1
+    _check_scale_invariant(heads.create(name, 16, 5, sharded=True), x, y)  # one process: world size 1
 
 
 def test_cosine_head_at_the_float32_limits():

@@ -1,4 +1,4 @@
-"""Sharded α heads (veriloss.heads.sharded) against the dense heads in one process: 2 and 3 gloo processes, float64,
+"""Sharded α heads (sharded=True) against the dense heads in one process: 2 and 3 gloo processes, float64,
 several K (not divisible by the world size, fewer and more than 32 classes per rank, supports far past the 32
 candidates), margins and Q-Margin's non-uniform q, α ∈ {1.25, 1.5, 2}, unequal batches per rank; checkpoint state
 gathering and cutting; gradcheck; bad input."""
@@ -12,8 +12,7 @@ import torch.nn.functional as F
 
 from tests.processes import run_processes
 from veriloss import heads
-from veriloss.heads import sharded
-from veriloss.heads.sharded import shard_range
+from veriloss.heads import full_state_dicts, local_state_dicts, shard_range
 
 _PARAMS = {"alpha": {}, "qmargin": {"m": 1.0}, "a3m": {"m": 0.3}, "a3m-i": {"m": 0.2, "overflow": "clamp"}}
 
@@ -58,9 +57,9 @@ def _close(actual: torch.Tensor, expected: torch.Tensor, rtol: float, atol: floa
 
 def _pair(name, k, alpha, s, params, chunk, w):
     dense = heads.create(name, w.shape[1], k, alpha=alpha, s=s, **params).double()
-    shard = sharded.create(name, w.shape[1], k, alpha=alpha, s=s, chunk_size=chunk, **params).double()
+    shard = heads.create(name, w.shape[1], k, alpha=alpha, s=s, chunk_size=chunk, sharded=True, **params).double()
     dense.weight.data.copy_(w)
-    shard.weight.data.copy_(w[shard.shard_start : shard.shard_end])
+    shard.weight.data.copy_(w[shard.shard.start : shard.shard.end])
     return dense, shard
 
 
@@ -69,7 +68,7 @@ def _check_case(rank: int, world: int, name, k, alpha, s, params, chunk) -> None
     x, y, w = _data(k, sum(counts), seed=k)
     dense, shard = _pair(name, k, alpha, s, params, chunk, w)
     a, b = shard_range(k, world, rank)
-    assert (shard.shard_start, shard.shard_end) == (a, b) and shard.weight.shape == (b - a, 8)
+    assert (shard.shard.start, shard.shard.end) == (a, b) and shard.weight.shape == (b - a, 8)
     mine = slice(sum(counts[:rank]), sum(counts[: rank + 1]))
     l_d, gx_d, gw_d = _run(dense, x, y)
     l_s, gx_s, gw_s = _run(shard, x[mine], y[mine])
@@ -89,7 +88,7 @@ def _check_state_dicts(rank: int, world: int) -> None:
     k, d = 11, 8
     x, y, w = _data(k, 6, d)
     dense, shard = _pair("qmargin", k, 1.5, 4.0, {"m": 1.0}, None, w)
-    a, b = shard.shard_start, shard.shard_end
+    a, b = shard.shard.start, shard.shard.end
     opt_d = torch.optim.SGD(dense.parameters(), lr=0.5, momentum=0.9)
     opt_s = torch.optim.SGD(shard.parameters(), lr=0.5, momentum=0.9)
     _run(dense, x, y)
@@ -97,7 +96,7 @@ def _check_state_dicts(rank: int, world: int) -> None:
     shard.weight.grad.copy_(dense.weight.grad[a:b])  # the global batch's gradient (the batches differ here)
     opt_d.step()
     opt_s.step()
-    m_state, o_state = sharded.full_state_dicts(shard, opt_s)
+    m_state, o_state = full_state_dicts(shard, opt_s)
     if rank == 0:
         _close(m_state["weight"], dense.weight.detach(), 1e-14, 1e-14, "gathered W")
         buf = o_state["state"][0]["momentum_buffer"]
@@ -105,13 +104,13 @@ def _check_state_dicts(rank: int, world: int) -> None:
     else:
         assert m_state["weight"].shape == (b - a, d)
     assert opt_s.state[shard.weight]["momentum_buffer"].shape == (b - a, d)  # the live state is untouched
-    local_m, local_o = sharded.local_state_dicts(shard, opt_s, dense.state_dict(), opt_d.state_dict())
+    local_m, local_o = local_state_dicts(shard, opt_s, dense.state_dict(), opt_d.state_dict())
     assert torch.equal(local_m["weight"], dense.weight.detach()[a:b])
     assert torch.equal(local_o["state"][0]["momentum_buffer"], opt_d.state[dense.weight]["momentum_buffer"][a:b])
     shard.load_state_dict(local_m)
     opt_s.load_state_dict(local_o)
     try:
-        sharded.local_state_dicts(shard, opt_s, {"weight": torch.zeros(k + 1, d)}, None)
+        local_state_dicts(shard, opt_s, {"weight": torch.zeros(k + 1, d)}, None)
         raise AssertionError("a state with the wrong K was accepted")
     except ValueError as err:
         assert "all 11 prototypes" in str(err)
@@ -119,18 +118,19 @@ def _check_state_dicts(rank: int, world: int) -> None:
 
 def _check_reinit_and_errors(rank: int, world: int) -> None:
     k, d = 10, 4
-    head = sharded.create("a3m-i", d, k, alpha=1.5)
+    head = heads.create("a3m-i", d, k, alpha=1.5, sharded=True)
+    a, b = head.shard.start, head.shard.end
     means = torch.randn(k, d, generator=torch.Generator().manual_seed(1))
     means[3] = 0.0  # no samples: kept
-    kept = head.weight.detach()[3 - head.shard_start].clone() if head.shard_start <= 3 < head.shard_end else None
+    kept = head.weight.detach()[3 - a].clone() if a <= 3 < b else None
     assert head.reinitialize_prototypes(means) == k - 1  # counted over all ranks
-    expect = F.normalize(means, dim=1)[head.shard_start : head.shard_end]
-    for j in range(head.shard_end - head.shard_start):
-        want = kept if head.shard_start + j == 3 else expect[j]
-        _close(head.weight.detach()[j], want, 1e-6, 1e-7, f"re-initialized prototype {head.shard_start + j}")
+    expect = F.normalize(means, dim=1)[a:b]
+    for j in range(b - a):
+        want = kept if a + j == 3 else expect[j]
+        _close(head.weight.detach()[j], want, 1e-6, 1e-7, f"re-initialized prototype {a + j}")
     bad_calls = [lambda: head.reinitialize_prototypes(means[:-1])]
     if world > 2:  # K = 2 < world (K = 1 is rejected by every head)
-        bad_calls.append(lambda: sharded.create("alpha", 4, 2))
+        bad_calls.append(lambda: heads.create("alpha", 4, 2, sharded=True))
     for bad in bad_calls:
         try:
             bad()
@@ -140,7 +140,7 @@ def _check_reinit_and_errors(rank: int, world: int) -> None:
 
 
 def _worker(rank: int, world: int) -> None:
-    early = sharded.create("alpha", 4, 10)  # built before the process group: one process
+    early = heads.create("alpha", 4, 10, sharded=True)  # built before the process group: one process
     dist.init_process_group("gloo")  # rank, world size and address from the environment run_processes sets
     for case in CASES:
         _check_case(rank, world, *case)
@@ -166,9 +166,10 @@ def test_single_process_equals_dense_and_same_initialization(name):
     dense = heads.create(name, 8, 40, alpha=1.5, **_PARAMS[name])
     after_dense = torch.rand(1)
     torch.manual_seed(5)
-    shard = sharded.create(name, 8, 40, alpha=1.5, **_PARAMS[name])
+    shard = heads.create(name, 8, 40, alpha=1.5, sharded=True, **_PARAMS[name])
     assert torch.equal(torch.rand(1), after_dense)  # the same RNG consumption: training runs stay comparable
-    assert torch.equal(dense.weight, shard.weight) and (shard.shard_start, shard.shard_end) == (0, 40)
+    assert torch.equal(dense.weight, shard.weight) and (shard.shard.start, shard.shard.end) == (0, 40)
+    assert shard.sharded and not dense.sharded
     assert isinstance(shard, type(dense)) and "sharded" in repr(shard)
     x, y, w = _data(40, 10)
     dense, shard = _pair(name, 40, 1.25, 4.0, _PARAMS[name], None, w)
@@ -183,7 +184,7 @@ def test_single_process_equals_dense_and_same_initialization(name):
 @pytest.mark.parametrize("name", ["qmargin", "a3m"])
 def test_gradcheck(name):
     x, y, w = _data(40, 5, d=4, seed=1)
-    head = sharded.create(name, 4, 40, alpha=1.5, s=4.0, **_PARAMS[name]).double()
+    head = heads.create(name, 4, 40, alpha=1.5, s=4.0, sharded=True, **_PARAMS[name]).double()
 
     def f(xx, ww):
         return torch.func.functional_call(head, {"weight": ww}, (xx, y))
@@ -207,18 +208,20 @@ def test_shard_range_is_a_balanced_contiguous_partition(k, world):
 
 def test_bad_input_is_a_clear_error():
     with pytest.raises(ValueError, match="only the α heads"):
-        sharded.create("arcface", 4, 10)
+        heads.create("arcface", 4, 10, sharded=True)
     with pytest.raises(ValueError, match="unknown head"):
-        sharded.create("nosuchhead", 4, 10)
+        heads.create("nosuchhead", 4, 10, sharded=True)
     with pytest.raises(ValueError, match=r"unknown parameter.*accepted: .*alpha"):
-        sharded.create("qmargin", 4, 10, q=3)
+        heads.create("qmargin", 4, 10, q=3, sharded=True)
     with pytest.raises(ValueError, match="alpha > 1"):
-        sharded.create("alpha", 4, 10, alpha=1.0)
+        heads.create("alpha", 4, 10, alpha=1.0, sharded=True)
+    with pytest.raises(ValueError, match="sharded must be true or false"):
+        heads.create("alpha", 4, 10, sharded=2)
     with pytest.raises(ValueError, match="rank must be"):
         shard_range(10, 2, 2)
     with pytest.raises(ValueError, match="world_size"):
         shard_range(10, 0, 0)
-    head = sharded.create("a3m-i", 4, 10)
+    head = heads.create("a3m-i", 4, 10, sharded=True)
     with pytest.raises(ValueError, match="all K classes"):
         head.reinitialize_prototypes(torch.zeros(9, 4))
     with pytest.raises(ValueError, match="labels must be < num_classes"):

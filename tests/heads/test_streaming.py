@@ -13,7 +13,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from tests.functional import alpha_reference as ref
 from veriloss import heads
 from veriloss.functional.alpha import solve
-from veriloss.heads import streaming
+from veriloss.heads.alpha import AlphaLogits, streaming
+from veriloss.heads.alpha import stream as passes
 
 _PARAMS = {"alpha": {}, "qmargin": {"m": 1.0}, "a3m": {"m": 0.3}, "a3m-i": {"m": 0.2, "overflow": "clamp"}}
 
@@ -83,7 +84,7 @@ def test_streaming_equals_dense_loss_gradients_and_statistics(name, k, chunk, al
 def _spy(monkeypatch):
     """Record the k of every top-k merge and the number of second passes of the stream."""
     seen = {"k": [], "second_pass": 0}
-    merge, above = streaming._merge, streaming._stream_above
+    merge, above = passes.merge_top, passes.stream_above
 
     def spy_merge(*args):
         seen["k"].append(args[-1])
@@ -93,8 +94,8 @@ def _spy(monkeypatch):
         seen["second_pass"] += 1
         return above(*args)
 
-    monkeypatch.setattr(streaming, "_merge", spy_merge)
-    monkeypatch.setattr(streaming, "_stream_above", spy_above)
+    monkeypatch.setattr(passes, "merge_top", spy_merge)
+    monkeypatch.setattr(passes, "stream_above", spy_above)
     return seen
 
 
@@ -103,7 +104,7 @@ def test_wide_supports_grow_the_candidates_or_take_the_second_pass(monkeypatch, 
     """Supports far wider than the 32 initial candidates: the running top-k grows (one pass over W), or, with k
     capped below the support, the rows left short take the second stream; exact either way."""
     if cap is not None:
-        monkeypatch.setattr(streaming, "_MAX_CANDIDATES", cap)
+        monkeypatch.setattr(passes, "MAX_CANDIDATES", cap)
     seen = _spy(monkeypatch)
     x, y, w = _data(3000, b=8, seed=3)
     dense, stream = _pair("qmargin", 3000, 257, 1.25, 3.0, w, kappa=0.3)
@@ -142,20 +143,19 @@ def test_candidates_grow_within_the_stream(monkeypatch, chunk):
 
 
 def test_second_pass_collects_every_class_above_the_threshold():
-    """``_stream_above`` against the dense logits: per row exactly the classes above ``thr`` (ascending), their
+    """``stream_above`` against the dense logits: per row exactly the classes above ``thr`` (ascending), their
     logits, −inf / −1 padding to the widest row."""
     g = torch.Generator().manual_seed(6)
     r, k, d, s, m = 5, 300, 8, 6.0, 0.4
     x, w = torch.randn(r, d, generator=g, dtype=torch.float64), torch.randn(k, d, generator=g, dtype=torch.float64)
     y = torch.randint(0, k, (r,), generator=g)
 
-    def target_logit(cos_y):
-        return s * (cos_y - m)
+    link = AlphaLogits(alpha=1.5, s=s, target=lambda cos_y: cos_y - m)
 
     z = s * F.normalize(x, dim=1) @ F.normalize(w, dim=1).t()
     z[torch.arange(r), y] -= s * m
     thr = torch.quantile(z, torch.tensor([0.5, 0.9, 0.97, 0.99, 0.999], dtype=torch.float64), dim=1).diagonal()
-    vals, cls = streaming._stream_above(F.normalize(x, dim=1), w, y, thr, s, target_logit, 37)
+    vals, cls = passes.stream_above(F.normalize(x, dim=1), w, y, thr, link, 37)
     width = int((z > thr[:, None]).sum(dim=1).max())
     assert vals.shape == cls.shape == (r, width)
     for i in range(r):

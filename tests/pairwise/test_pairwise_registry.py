@@ -10,10 +10,15 @@ def test_available_create_and_describe():
     assert names == sorted(names) and "triplet" in names
     d = pairwise.describe("TRIPLET")
     assert d["name"] == "triplet"
-    assert d["parameters"] == {"margin": 0.2, "mining": "semi-hard"}
+    assert d["parameters"] == {"margin": 0.2, "mining": "semi-hard", "reduction": "mean"}
     assert "FaceNet" in d["reference"]
     assert d["summary"].startswith("Triplet loss")
-    assert pairwise.describe("center")["parameters"] == {"embedding_dim": None, "num_classes": None, "alpha": 0.5}
+    assert pairwise.describe("center")["parameters"] == {
+        "embedding_dim": None,
+        "num_classes": None,
+        "alpha": 0.5,
+        "reduction": "mean",
+    }
     for name in names:
         described = pairwise.describe(name)
         assert described["reference"] and described["summary"]
@@ -22,7 +27,7 @@ def test_available_create_and_describe():
 def test_errors_list_the_valid_choices():
     with pytest.raises(ValueError, match="unknown pairwise loss 'quadruplet'; available: center"):
         pairwise.create("quadruplet")
-    with pytest.raises(ValueError, match=r"unknown parameter.*alpha.*accepted: margin, mining"):
+    with pytest.raises(ValueError, match=r"unknown parameter.*alpha.*accepted: margin, mining, reduction"):
         pairwise.create("triplet", alpha=0.2)
     with pytest.raises(ValueError, match=r"requires parameter.*embedding_dim, num_classes"):
         pairwise.create("center")

@@ -29,6 +29,6 @@ def test_tiny_speaker_run_trains_and_evaluates_all_pairs(tmp_path):
     record = trainer.fit()
     assert record["status"] == "finished" and record["steps"] == 4
     assert record["n_embeddings"] == 16 and record["n_genuine"] == 4 * 6
-    assert 0.0 <= record["eer"] <= 0.5
+    assert record["eer"] == float(trainer.evaluate().eer)  # the report is the all-pairs EER of the final weights
     (saved,) = json.loads((tmp_path / "metrics.json").read_text())["systems"]
     assert saved["eer"] == record["eer"]

@@ -359,8 +359,8 @@ def test_base_errors_name_the_file_and_line(tmp_path):
 def test_set_with_colon_equals_replaces_instead_of_merging():
     config = load_config("omniglot_qmargin", ["loss:={name: cosface, params: {s: 30, m: 0.2}}"])
     assert config["loss"]["params"] == {"s": 30, "m": 0.2} and config["loss"]["init_std"] is None
-    config = load_config("omniglot_qmargin", ["loss.name=cosface", "loss.params:={s: 30}"])
-    assert config["loss"]["params"] == {"s": 30} and config["loss"]["init_std"] == 0.01
+    config = load_config("omniglot_qmargin", ["loss.init_std=0.02", "loss.name=cosface", "loss.params:={s: 30}"])
+    assert config["loss"]["params"] == {"s": 30} and config["loss"]["init_std"] == 0.02  # the section's other keys stay
     with pytest.raises(ValueError, match=r"--set loss\.name=cosface: unknown loss\.params key\(s\) alpha"):
         load_config("omniglot_qmargin", ["loss.name=cosface"])  # merging keeps the recipe's alpha: a clear error
     config = load_config("omniglot_softmax", ["optim:={name: adamw}"])

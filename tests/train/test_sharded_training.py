@@ -15,7 +15,7 @@ import torch.distributed as dist
 from tests.processes import run_processes
 from tests.train.test_trainer import TINY
 from veriloss.checkpoint import load_checkpoint
-from veriloss.heads.sharded import ShardedA3MIHead
+from veriloss.heads import A3MIHead
 from veriloss.train import Trainer, load_config
 
 # 13 classes: ranks own 7 and 6; grad_clip small enough to clip at every step (the clipped step depends on the
@@ -51,7 +51,9 @@ def _worker(rank: int, world: int, root: str) -> None:
     D.init_from_env("gloo")
     quiet = {"log": lambda _m: None}
     straight = Trainer.from_config(load_config(None, SHARDED), f"{root}/straight", **quiet)
-    assert isinstance(straight.head, ShardedA3MIHead) and straight.head.weight.shape == (7 - rank, 16)
+    assert (
+        isinstance(straight.head, A3MIHead) and straight.head.sharded and straight.head.weight.shape == (7 - rank, 16)
+    )
     ignored = straight.train_module.parameters_to_ignore  # the head is kept out of DDP
     assert ignored == {"loss.weight"}, ignored
     straight.fit()

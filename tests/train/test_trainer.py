@@ -249,13 +249,15 @@ def test_streaming_head_needs_the_lazy_optimizer(tmp_path):
         )
 
 
-def test_init_std_redraws_the_prototypes_from_the_seeded_generator():
+def test_init_std_draws_the_prototypes_once_from_the_seeded_generator():
     from veriloss.losses import from_config as build_loss
 
     torch.manual_seed(3)
-    head = build_loss({"name": "cosface", "params": {}, "init_std": 0.01}, 16, 40)
+    head = build_loss({"name": "cosface", "params": {}, "init_std": 0.03}, 16, 40)
     torch.manual_seed(3)
-    torch.empty(40, 16).normal_(0.0, 1.0 / 16**0.5)  # what the head's own init consumes
-    expected = torch.empty(40, 16).normal_(0.0, 0.01)
+    expected = torch.empty(40, 16).normal_(0.0, 0.03)  # one draw of the whole matrix, nothing before it
     torch.testing.assert_close(head.weight.detach(), expected, rtol=0, atol=0)
-    assert 0.008 < float(head.weight.detach().std()) < 0.012
+    assert 0.024 < float(head.weight.detach().std()) < 0.036
+    torch.manual_seed(3)
+    default = build_loss({"name": "cosface", "params": {}}, 16, 40)  # cosine heads: N(0, 0.01²)
+    torch.testing.assert_close(default.weight.detach(), expected / 3, rtol=1e-6, atol=0)

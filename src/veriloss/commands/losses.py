@@ -6,7 +6,7 @@ import argparse
 import json
 import textwrap
 
-from .. import heads, pairwise
+from ..losses import catalogue
 
 
 def add_parser(sub) -> None:
@@ -14,20 +14,6 @@ def add_parser(sub) -> None:
     p.add_argument("name", nargs="?", help="show one loss only")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(run=run)
-
-
-def catalogue() -> list[dict]:
-    """Every registered loss as a dict: family, name, aliases, parameters, fixed, reference, summary, usage."""
-    out = []
-    for name in heads.available():
-        d = heads.describe(name)
-        d.update(family="head", usage=f"veriloss.heads.create({name!r}, embedding_dim, num_classes, **params)")
-        out.append(d)
-    for name in pairwise.available():
-        d = pairwise.describe(name)
-        d.update(family="pairwise", usage=f"veriloss.pairwise.create({name!r}, **params)")
-        out.append(d)
-    return out
 
 
 def _format(entry: dict) -> str:
@@ -40,6 +26,7 @@ def _format(entry: dict) -> str:
     wrap = textwrap.TextWrapper(width=116, initial_indent="    ", subsequent_indent="    ")
     lines += wrap.wrap(entry["summary"])
     lines.append(f"    parameters: {params or '(none)'}" + (f"; fixed by the name: {fixed}" if fixed else ""))
+    lines.append("    options:    " + ", ".join(f"{k}={v!r}" for k, v in entry["options"].items()))
     lines.append(f"    reference:  {entry['reference']}")
     return "\n".join(lines)
 
@@ -48,10 +35,9 @@ def run(args: argparse.Namespace) -> int:
     entries = catalogue()
     if args.name:
         key = args.name.lower()
-        key = heads.aliases().get(key, pairwise.aliases().get(key, key))
-        entries = [e for e in entries if e["name"] == key]
+        names = ", ".join(e["name"] for e in entries)
+        entries = [e for e in entries if key == e["name"] or key in e["aliases"]]
         if not entries:
-            names = ", ".join(heads.available() + pairwise.available())
             raise ValueError(f"unknown loss {args.name!r}; available: {names}")
     if args.json:
         print(json.dumps(entries, indent=2, default=str))

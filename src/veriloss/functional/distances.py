@@ -1,4 +1,4 @@
-"""Pairwise distances between embeddings (B×d) and prototypes (K×d), for the harmonic loss (LOSSES.md §1).
+"""Pairwise distances between embeddings (B×d) and prototypes (K×d), for the harmonic loss (docs/losses.md).
 
 Every function returns the B×K matrix ``d(x_i, W_j)``. The Lp family (euclidean, manhattan, minkowski,
 chebyshev, bray-curtis, mahalanobis) goes through :func:`torch.cdist`, which never materializes the B×K×d
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import torch
 
-from .normalize import _pow2, _scale_exponent, cosine_matrix, mul_pow2
+from .normalize import cosine_matrix, mul_pow2, pow2, scale_exponent
 
 __all__ = [
     "DISTANCES",
@@ -102,8 +102,8 @@ _SCALE_FREE = ("cosine", "canberra", "bray-curtis")
 
 def _common_scale(x: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """x·2^k and w·2^k with one k (a 0-d int tensor) that puts the larger max-abs of the two in [¼, ½)."""
-    k = torch.minimum(_scale_exponent(x, None, 1), _scale_exponent(w, None, 1))
-    f = _pow2(k, x.dtype)
+    k = torch.minimum(scale_exponent(x, None, 1), scale_exponent(w, None, 1))
+    f = pow2(k, x.dtype)
     return x * f, w * f, k
 
 

@@ -17,6 +17,7 @@ __all__ = [
     "OVERFLOW_POLICIES",
     "angle",
     "arcface_margin",
+    "check_overflow_policy",
     "combined_margin",
     "cosface_margin",
     "elastic_margins",
@@ -47,9 +48,11 @@ def cosface_margin(cos: torch.Tensor, m: float | torch.Tensor) -> torch.Tensor:
     return cos - m
 
 
-def _check_policy(overflow: str) -> None:
+def check_overflow_policy(overflow: str) -> str:
+    """``overflow`` must be one of :data:`OVERFLOW_POLICIES`."""
     if overflow not in OVERFLOW_POLICIES:
         raise ValueError(f"overflow must be one of {', '.join(OVERFLOW_POLICIES)}, got {overflow!r}")
+    return overflow
 
 
 def arcface_margin(cos: torch.Tensor, m: float | torch.Tensor, overflow: str = "fallback") -> torch.Tensor:
@@ -70,23 +73,26 @@ def combined_margin(
     """insightface's combined margin ``cos(m1·θ + m2) − m3``; ArcFace is (1, m, 0), CosFace (1, 0, m).
 
     ``overflow`` acts where ``m1·θ + m2 > π`` exactly as in :func:`arcface_margin`; the fallback there is
-    ``cos θ − m2·sin m2 − m3`` (insightface's). With m1 = 1 and m2 = 0 no policy ever triggers: it is CosFace.
+    ``cos θ − m2·sin m2 − m3`` (insightface's). With m1 = 1 and m2 = 0 no policy ever triggers: it is CosFace
+    (exactly ``cos θ − m3``, also per sample where a tensor m2 is 0).
     """
-    _check_policy(overflow)
-    theta = angle(cos)
-    m2t = torch.as_tensor(m2, dtype=cos.dtype, device=cos.device)
-    if m1 == 1.0 and not bool((m2t != 0).any()):
+    check_overflow_policy(overflow)
+    plain = m1 == 1.0
+    if plain and not isinstance(m2, torch.Tensor) and m2 == 0:
         return cos - m3
-    arc = m1 * theta + m2t
+    m2t = torch.as_tensor(m2, dtype=cos.dtype, device=cos.device)
+    arc = m1 * angle(cos) + m2t
     if overflow == "none":
-        return torch.cos(arc) - m3
-    if overflow == "clamp":
-        return torch.cos(arc.clamp(max=math.pi)) - m3
-    target = torch.cos(arc) - m3
-    if overflow == "easy":
-        return torch.where(cos > 0, target, cos - m3)
-    # fallback: past the point where the angle reaches π, a CosFace-like penalty keeps the logit decreasing
-    return torch.where(arc <= math.pi, target, cos - m2t * torch.sin(m2t) - m3)
+        target = torch.cos(arc) - m3
+    elif overflow == "clamp":
+        target = torch.cos(arc.clamp(max=math.pi)) - m3
+    elif overflow == "easy":
+        target = torch.where(cos > 0, torch.cos(arc) - m3, cos - m3)
+    else:  # fallback: past the point where the angle reaches π, a CosFace-like penalty keeps the logit decreasing
+        target = torch.where(arc <= math.pi, torch.cos(arc) - m3, cos - m2t * torch.sin(m2t) - m3)
+    if plain and isinstance(m2, torch.Tensor):  # per-sample m2 = 0 is CosFace, decided per element (no host read)
+        target = torch.where(m2t == 0, cos - m3, target)
+    return target
 
 
 def lsoftmax_psi(cos: torch.Tensor, m: int) -> torch.Tensor:
@@ -108,17 +114,21 @@ def lsoftmax_psi(cos: torch.Tensor, m: int) -> torch.Tensor:
 
 
 def sphereface_lambda(
-    iteration: int,
+    iteration: int | torch.Tensor,
     lambda_base: float = 1000.0,
     lambda_min: float = 5.0,
     gamma: float = 0.12,
     power: float = 1.0,
-) -> float:
+) -> float | torch.Tensor:
     """SphereFace's annealing of the relaxed target ``(λ cos θ + ψ(θ)) / (1 + λ)``.
 
     ``λ = max(λ_min, λ_base · (1 + γ·it)^(−power))`` (the defaults are those of the SphereFace release:
-    base 1000, γ = 0.12, power 1, floor 5).
+    base 1000, γ = 0.12, power 1, floor 5). A tensor ``iteration`` gives a float64 tensor on its device (no host
+    read), a Python integer a float.
     """
+    if isinstance(iteration, torch.Tensor):
+        lam = float(lambda_base) * (1.0 + float(gamma) * iteration.double()) ** (-float(power))
+        return lam.clamp_min(float(lambda_min))
     return max(float(lambda_min), float(lambda_base) * (1.0 + float(gamma) * int(iteration)) ** (-float(power)))
 
 

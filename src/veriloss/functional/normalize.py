@@ -16,7 +16,7 @@ import math
 
 import torch
 
-__all__ = ["cosine_matrix", "l2_norm", "l2_normalize", "mul_pow2", "pow2_scale"]
+__all__ = ["cosine_matrix", "l2_norm", "l2_normalize", "mul_pow2", "pow2", "pow2_scale", "scale_exponent"]
 
 _INT_OF_WIDTH = {2: torch.int16, 4: torch.int32, 8: torch.int64}
 
@@ -33,7 +33,7 @@ def _layout(dtype: torch.dtype) -> tuple[torch.dtype, int, int, int]:
     )
 
 
-def _pow2(k: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+def pow2(k: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """``2**k`` exactly in ``dtype`` for integer ``k`` in the normal exponent range, built from its bits."""
     itype, mant, emax, _ = _layout(dtype)
     return ((k.to(itype) + emax) << mant).view(dtype)
@@ -45,7 +45,7 @@ def mul_pow2(t: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
     result itself is out of range."""
     a = torch.div(k, 3, rounding_mode="floor")
     b = torch.div(k - a, 2, rounding_mode="floor")
-    return t * _pow2(a, t.dtype) * _pow2(b, t.dtype) * _pow2(k - a - b, t.dtype)
+    return t * pow2(a, t.dtype) * pow2(b, t.dtype) * pow2(k - a - b, t.dtype)
 
 
 def _max_abs(x: torch.Tensor, dim: int | None) -> torch.Tensor:
@@ -60,7 +60,7 @@ def _max_abs(x: torch.Tensor, dim: int | None) -> torch.Tensor:
     return torch.maximum(hi, lo.neg())
 
 
-def _scale_exponent(x: torch.Tensor, dim: int | None, offset: int = 0) -> torch.Tensor:
+def scale_exponent(x: torch.Tensor, dim: int | None, offset: int = 0) -> torch.Tensor:
     """k such that ``x · 2**k`` has its max-abs along ``dim`` in ``[2^-1-offset, 2^-offset)`` (clamped to the normal
     exponent range; 0 for zero rows), keepdim, int32."""
     _, _, emax, emin = _layout(x.dtype)
@@ -78,13 +78,13 @@ def pow2_scale(x: torch.Tensor, dim: int | None = -1, offset: int = 0) -> tuple[
     """
     if x.numel() == 0:
         return x, torch.zeros((), dtype=torch.int32, device=x.device)
-    k = _scale_exponent(x, dim, offset)
-    return x * _pow2(k, x.dtype), k
+    k = scale_exponent(x, dim, offset)
+    return x * pow2(k, x.dtype), k
 
 
 def _normalize_forward(x: torch.Tensor, dim: int, eps: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(y = x·s / n, s, n) with s the power-of-two scale and n = max(‖x·s‖, eps); one output buffer."""
-    s = _pow2(_scale_exponent(x, dim), x.dtype)
+    s = pow2(scale_exponent(x, dim), x.dtype)
     y = x * s
     n = torch.linalg.vector_norm(y, dim=dim, keepdim=True).clamp_min_(eps)
     return y.div_(n), s, n

@@ -1,21 +1,23 @@
-"""Angular-margin heads (LOSSES.md §1): L-Softmax, SphereFace, CosFace, ArcFace, combined, ElasticFace.
+"""Angular-margin heads (docs/losses.md): L-Softmax, SphereFace, CosFace, ArcFace, combined, ElasticFace.
 
-Every head is softmax cross-entropy (mean over the batch) on logits whose target column carries a margin. The
-margin is applied whenever labels are given (a forward is a loss, in training and in eval mode);
-:meth:`logits` gives the margin-free scores used for the batch accuracy and for inference.
+Every head is softmax cross-entropy (per sample, reduced by the head's ``reduction``) on logits whose target column
+carries a margin. The margin is applied whenever labels are given (a forward is a loss, in training and in eval
+mode); :meth:`logits` gives the margin-free scores used for the batch accuracy and for inference. The cosine heads
+share one hook, :meth:`CosineMarginHead.target` (the margin-penalized target cosine), which the α heads reuse.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 
 from .._checks import check_in_range, check_int, check_positive, exponent_limit
 from ..functional.margins import (
-    _check_policy,
     arcface_margin,
+    check_overflow_policy,
     combined_margin,
     cosface_margin,
     elastic_margins,
@@ -23,13 +25,15 @@ from ..functional.margins import (
     sphereface_lambda,
 )
 from ..functional.normalize import l2_norm, l2_normalize
-from .base import Head, compute_dtype, cosine
+from ..functional.precision import compute_dtype
+from .base import Head, cosine
 from .registry import register
 
 __all__ = [
     "ArcFace",
     "CombinedMargin",
     "CosFace",
+    "CosineMarginHead",
     "ElasticArcFace",
     "ElasticCosFace",
     "LSoftmax",
@@ -65,6 +69,7 @@ class LSoftmax(Head):
     reference = "Liu et al. 2016, Large-margin softmax loss for convolutional neural networks"
     #: SphereFace normalizes the prototypes (‖W_j‖ = 1)
     normalize_weight = False
+    normalized_prototypes = False
 
     def __init__(
         self,
@@ -75,8 +80,11 @@ class LSoftmax(Head):
         lambda_min: float = 5.0,
         gamma: float = 0.12,
         power: float = 1.0,
+        *,
+        init_std: float | None = None,
+        reduction: str = "mean",
     ):
-        super().__init__(embedding_dim, num_classes)
+        super().__init__(embedding_dim, num_classes, init_std=init_std, reduction=reduction)
         self.m = check_int(m, "m", 1, 10, what="an integer in [1, 10] (typically 2–4)")
         self.lambda_base = check_positive(lambda_base, "lambda_base", strict=False)
         self.lambda_min = check_positive(lambda_min, "lambda_min", strict=False)
@@ -87,7 +95,11 @@ class LSoftmax(Head):
     @property
     def current_lambda(self) -> float:
         """λ at the current iteration."""
-        return sphereface_lambda(int(self.iteration), self.lambda_base, self.lambda_min, self.gamma, self.power)
+        return float(self._lambda())
+
+    def _lambda(self) -> torch.Tensor:
+        """λ at the current iteration, a float64 device scalar (no host read of ``iteration``)."""
+        return sphereface_lambda(self.iteration, self.lambda_base, self.lambda_min, self.gamma, self.power)
 
     def _weight(self, dtype: torch.dtype) -> torch.Tensor:
         w = self.weight.to(dtype)
@@ -121,7 +133,7 @@ class LSoftmax(Head):
 
     def compute_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         cos, mag = self._scores(x)
-        lam = self.current_lambda
+        lam = self._lambda()  # float64 device scalar: rounds as the Python float it replaces
         cos_y = _target(cos, y)
         target = (lam * cos_y + lsoftmax_psi(cos_y, self.m)) / (1.0 + lam) * _target(mag, y)
         plain = mag * cos
@@ -129,7 +141,7 @@ class LSoftmax(Head):
         self._record(**{"lambda": lam})
         if self.training:
             self.iteration += 1
-        return F.cross_entropy(_with_target(plain, y, target), y)
+        return F.cross_entropy(_with_target(plain, y, target), y, reduction="none")
 
     def extra_repr(self) -> str:
         return (
@@ -147,39 +159,61 @@ class SphereFace(LSoftmax):
 
     reference = "Liu et al. 2017, SphereFace: deep hypersphere embedding for face recognition"
     normalize_weight = True
+    normalized_prototypes = True
 
 
-class _CosineMarginHead(Head):
-    """CE on ``s · cos θ_j`` with the target column replaced by ``s · target(cos θ_y)``."""
+class CosineMarginHead(Head):
+    """Cosine logits ``s · cos θ_j`` whose target column is ``s · target(cos θ_y)``, and softmax cross-entropy on them.
 
-    def __init__(self, embedding_dim: int, num_classes: int, s: float):
-        super().__init__(embedding_dim, num_classes)
+    :meth:`target` is the hook every margin head sets (None: no margin on the target); the α heads keep the hook
+    and replace the cross-entropy by the α loss (A3M is ArcFace's target with the α link).
+    """
+
+    #: the hook: maps the target cosines (B,) to the margin-penalized target cosines (B,); None: no target margin
+    target: Callable[[torch.Tensor], torch.Tensor] | None = None
+
+    def __init__(
+        self, embedding_dim: int, num_classes: int, s: float, *, init_std: float | None, reduction: str
+    ) -> None:
+        super().__init__(embedding_dim, num_classes, init_std=init_std, reduction=reduction)
         self.s = check_positive(s, "s")
-
-    def target(self, cos_y: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
-        raise NotImplementedError
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         x = compute_dtype(x)
         return self.s * cosine(x, self.weight.to(x.dtype))
 
+    def margin_logits(self, cos: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The logits of the loss (B×K) from the cosines: ``s·cos``, the target column ``s·target(cos θ_y)``."""
+        if self.target is None:
+            return self.s * cos
+        return self.s * _with_target(cos, y, self.target(_target(cos, y)))
+
     def compute_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         cos = cosine(x, self.weight.to(x.dtype))
         self._record_accuracy(cos, y)
-        z = self.s * _with_target(cos, y, self.target(_target(cos, y)))
-        return F.cross_entropy(z, y)
+        return F.cross_entropy(self.margin_logits(cos, y), y, reduction="none")
 
 
-class CosFace(_CosineMarginHead):
+class CosFace(CosineMarginHead):
     """CosFace / AM-Softmax (Wang et al. 2018): target ``s (cos θ_y − m)``, others ``s cos θ_j``.
 
     Defaults s = 64, m = 0.35; m must lie in [0, 1].
     """
 
     reference = "Wang et al. 2018, CosFace: large margin cosine loss; Wang et al. 2018, AM-Softmax"
+    margin_attributes = ("m",)
 
-    def __init__(self, embedding_dim: int, num_classes: int, s: float = 64.0, m: float = 0.35):
-        super().__init__(embedding_dim, num_classes, s)
+    def __init__(
+        self,
+        embedding_dim: int,
+        num_classes: int,
+        s: float = 64.0,
+        m: float = 0.35,
+        *,
+        init_std: float | None = None,
+        reduction: str = "mean",
+    ):
+        super().__init__(embedding_dim, num_classes, s, init_std=init_std, reduction=reduction)
         self.m = check_in_range(m, "m", 0.0, 1.0)
 
     def target(self, cos_y: torch.Tensor) -> torch.Tensor:
@@ -189,7 +223,7 @@ class CosFace(_CosineMarginHead):
         return f"{super().extra_repr()}, s={self.s:g}, m={self.m:g}"
 
 
-class ArcFace(_CosineMarginHead):
+class ArcFace(CosineMarginHead):
     """ArcFace (Deng et al. 2019): target ``s cos(θ_y + m)``, others ``s cos θ_j``.
 
     Defaults s = 64, m = 0.5 (m in [0, π/2]). ``overflow`` sets what happens where ``θ_y + m > π`` (see
@@ -198,6 +232,7 @@ class ArcFace(_CosineMarginHead):
     """
 
     reference = "Deng et al. 2019, ArcFace: additive angular margin loss for deep face recognition"
+    margin_attributes = ("m",)
 
     def __init__(
         self,
@@ -206,11 +241,13 @@ class ArcFace(_CosineMarginHead):
         s: float = 64.0,
         m: float = 0.5,
         overflow: str = "fallback",
+        *,
+        init_std: float | None = None,
+        reduction: str = "mean",
     ):
-        super().__init__(embedding_dim, num_classes, s)
+        super().__init__(embedding_dim, num_classes, s, init_std=init_std, reduction=reduction)
         self.m = check_in_range(m, "m", 0.0, math.pi / 2)
-        _check_policy(overflow)
-        self.overflow = overflow
+        self.overflow = check_overflow_policy(overflow)
 
     def target(self, cos_y: torch.Tensor) -> torch.Tensor:
         return arcface_margin(cos_y, self.m, self.overflow)
@@ -219,7 +256,7 @@ class ArcFace(_CosineMarginHead):
         return f"{super().extra_repr()}, s={self.s:g}, m={self.m:g}, overflow={self.overflow!r}"
 
 
-class CombinedMargin(_CosineMarginHead):
+class CombinedMargin(CosineMarginHead):
     """insightface's combined margin: target ``s (cos(m1 θ_y + m2) − m3)``, others ``s cos θ_j``.
 
     Defaults s = 64, m1 = 1, m2 = 0.3, m3 = 0.2 (m1 > 0, m2 ∈ [0, π/2], m3 ∈ [0, 1]). (1, m, 0) is ArcFace and
@@ -227,6 +264,7 @@ class CombinedMargin(_CosineMarginHead):
     """
 
     reference = "Deng et al. 2019 (insightface combined margin)"
+    margin_attributes = ("m2", "m3")
 
     def __init__(
         self,
@@ -237,13 +275,15 @@ class CombinedMargin(_CosineMarginHead):
         m2: float = 0.3,
         m3: float = 0.2,
         overflow: str = "fallback",
+        *,
+        init_std: float | None = None,
+        reduction: str = "mean",
     ):
-        super().__init__(embedding_dim, num_classes, s)
+        super().__init__(embedding_dim, num_classes, s, init_std=init_std, reduction=reduction)
         self.m1 = check_positive(m1, "m1")
         self.m2 = check_in_range(m2, "m2", 0.0, math.pi / 2)
         self.m3 = check_in_range(m3, "m3", 0.0, 1.0)
-        _check_policy(overflow)
-        self.overflow = overflow
+        self.overflow = check_overflow_policy(overflow)
 
     def target(self, cos_y: torch.Tensor) -> torch.Tensor:
         return combined_margin(cos_y, self.m1, self.m2, self.m3, self.overflow)
@@ -255,13 +295,25 @@ class CombinedMargin(_CosineMarginHead):
         )
 
 
-class _ElasticFace(_CosineMarginHead):
+class _ElasticFace(CosineMarginHead):
     """Per-sample margins ``m_i ~ N(m, σ)`` redrawn at every forward (global RNG, see ``elastic_margins``)."""
 
     _m_range: tuple[float, float] = (0.0, 1.0)
+    margin_attributes = ("m",)
 
-    def __init__(self, embedding_dim: int, num_classes: int, s: float, m: float, sigma: float, sort: bool):
-        super().__init__(embedding_dim, num_classes, s)
+    def __init__(
+        self,
+        embedding_dim: int,
+        num_classes: int,
+        s: float,
+        m: float,
+        sigma: float,
+        sort: bool,
+        *,
+        init_std: float | None,
+        reduction: str,
+    ):
+        super().__init__(embedding_dim, num_classes, s, init_std=init_std, reduction=reduction)
         self.m = check_in_range(m, "m", *self._m_range)
         self.sigma = check_positive(sigma, "sigma", strict=False)
         self.sort = bool(sort)
@@ -298,10 +350,12 @@ class ElasticArcFace(_ElasticFace):
         sigma: float = 0.05,
         overflow: str = "fallback",
         sort: bool = False,
+        *,
+        init_std: float | None = None,
+        reduction: str = "mean",
     ):
-        super().__init__(embedding_dim, num_classes, s, m, sigma, sort)
-        _check_policy(overflow)
-        self.overflow = overflow
+        super().__init__(embedding_dim, num_classes, s, m, sigma, sort, init_std=init_std, reduction=reduction)
+        self.overflow = check_overflow_policy(overflow)
 
     def target(self, cos_y: torch.Tensor) -> torch.Tensor:
         return arcface_margin(cos_y, self.margins(cos_y), self.overflow)
@@ -325,8 +379,11 @@ class ElasticCosFace(_ElasticFace):
         m: float = 0.35,
         sigma: float = 0.025,
         sort: bool = False,
+        *,
+        init_std: float | None = None,
+        reduction: str = "mean",
     ):
-        super().__init__(embedding_dim, num_classes, s, m, sigma, sort)
+        super().__init__(embedding_dim, num_classes, s, m, sigma, sort, init_std=init_std, reduction=reduction)
 
     def target(self, cos_y: torch.Tensor) -> torch.Tensor:
         return cosface_margin(cos_y, self.margins(cos_y))

@@ -1,6 +1,7 @@
-"""Margin-free prototype heads (LOSSES.md §1): softmax, L2-softmax, NormFace, CoCo.
+"""Margin-free prototype heads (docs/losses.md): softmax, L2-softmax, NormFace, CoCo.
 
-Each is softmax cross-entropy (mean over the batch) on its logits; the same logits give the batch accuracy.
+Each is softmax cross-entropy on its logits (per sample, reduced by the head's ``reduction``); the same logits give
+the batch accuracy.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import torch.nn.functional as F
 
 from .._checks import check_in_range, check_int, check_positive, exponent_limit
 from ..functional.normalize import l2_norm, l2_normalize
-from .base import Head, compute_dtype, cosine
+from ..functional.precision import compute_dtype
+from .base import Head, cosine
 from .registry import register
 
 __all__ = ["CoCo", "L2Softmax", "NormFace", "Softmax"]
@@ -26,9 +28,10 @@ class Softmax(Head):
     """
 
     reference = "Taigman et al. 2014 (DeepFace); Sun et al. 2014 (DeepID)"
+    normalized_prototypes = False
 
-    def __init__(self, embedding_dim: int, num_classes: int):
-        super().__init__(embedding_dim, num_classes, bias=True)
+    def __init__(self, embedding_dim: int, num_classes: int, *, init_std: float | None = None, reduction: str = "mean"):
+        super().__init__(embedding_dim, num_classes, bias=True, init_std=init_std, reduction=reduction)
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         x = compute_dtype(x)
@@ -37,7 +40,7 @@ class Softmax(Head):
     def compute_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         z = self.logits(x)
         self._record_accuracy(z, y)
-        return F.cross_entropy(z, y)
+        return F.cross_entropy(z, y, reduction="none")
 
     def _magnitudes(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         w, b = self.weight.detach().to(x.dtype), self.bias.detach().to(x.dtype)
@@ -67,9 +70,19 @@ class L2Softmax(Head):
     """
 
     reference = "Ranjan et al. 2017, L2-constrained softmax loss for discriminative face verification"
+    normalized_prototypes = False
 
-    def __init__(self, embedding_dim: int, num_classes: int, alpha: float = 16.0, learnable: bool = False):
-        super().__init__(embedding_dim, num_classes, bias=True)
+    def __init__(
+        self,
+        embedding_dim: int,
+        num_classes: int,
+        alpha: float = 16.0,
+        learnable: bool = False,
+        *,
+        init_std: float | None = None,
+        reduction: str = "mean",
+    ):
+        super().__init__(embedding_dim, num_classes, bias=True, init_std=init_std, reduction=reduction)
         a = torch.tensor(check_positive(alpha, "alpha"))
         if learnable:
             self.alpha = torch.nn.Parameter(a)
@@ -95,7 +108,7 @@ class L2Softmax(Head):
         z = self.logits(x)
         self._record_accuracy(z, y)
         self._record(alpha=self.alpha)
-        return F.cross_entropy(z, y)
+        return F.cross_entropy(z, y, reduction="none")
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, alpha={float(self.alpha.detach()):g}, learnable={self.learnable}"
@@ -110,8 +123,17 @@ class NormFace(Head):
 
     reference = "Wang et al. 2017, NormFace: L2 hypersphere embedding for face verification"
 
-    def __init__(self, embedding_dim: int, num_classes: int, s: float = 16.0, learnable: bool = False):
-        super().__init__(embedding_dim, num_classes)
+    def __init__(
+        self,
+        embedding_dim: int,
+        num_classes: int,
+        s: float = 16.0,
+        learnable: bool = False,
+        *,
+        init_std: float | None = None,
+        reduction: str = "mean",
+    ):
+        super().__init__(embedding_dim, num_classes, init_std=init_std, reduction=reduction)
         scale = torch.tensor(check_positive(s, "s"))
         if learnable:
             self.scale = torch.nn.Parameter(scale)
@@ -127,7 +149,7 @@ class NormFace(Head):
         z = self.logits(x)
         self._record_accuracy(z, y)
         self._record(scale=self.scale)
-        return F.cross_entropy(z, y)
+        return F.cross_entropy(z, y, reduction="none")
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, s={float(self.scale.detach()):g}, learnable={self.learnable}"
@@ -143,7 +165,16 @@ class CoCo(NormFace):
 
     reference = "Liu et al. 2017, Rethinking feature discrimination and polymerization for large-scale recognition"
 
-    def __init__(self, embedding_dim: int, num_classes: int, alpha: float | None = None, epsilon: float = 0.01):
+    def __init__(
+        self,
+        embedding_dim: int,
+        num_classes: int,
+        alpha: float | None = None,
+        epsilon: float = 0.01,
+        *,
+        init_std: float | None = None,
+        reduction: str = "mean",
+    ):
         eps = check_positive(epsilon, "epsilon")
         if alpha is None:
             value = self.alpha_bound(num_classes, eps)
@@ -154,7 +185,7 @@ class CoCo(NormFace):
                 )
         else:
             value = check_positive(alpha, "alpha")
-        super().__init__(embedding_dim, num_classes, s=value, learnable=False)
+        super().__init__(embedding_dim, num_classes, value, False, init_std=init_std, reduction=reduction)
 
     @staticmethod
     def alpha_bound(num_classes: int, epsilon: float) -> float:
@@ -164,9 +195,7 @@ class CoCo(NormFace):
         return 0.5 * math.log((num_classes - 1) / math.expm1(eps))
 
     def extra_repr(self) -> str:
-        return (
-            f"embedding_dim={self.embedding_dim}, num_classes={self.num_classes}, alpha={float(self.scale.detach()):g}"
-        )
+        return f"{Head.extra_repr(self)}, alpha={float(self.scale.detach()):g}"
 
 
 register("softmax", Softmax)

@@ -1,4 +1,4 @@
-"""Harmonic loss (Baek et al. 2025) with the distance layers of the 2026 study, LOSSES.md §1."""
+"""Harmonic loss (Baek et al. 2025) with the distance layers of the 2026 study, docs/losses.md."""
 
 from __future__ import annotations
 
@@ -9,15 +9,15 @@ import torch.nn.functional as F
 
 from .._checks import check_positive
 from ..functional.distances import DISTANCES, pairwise_distance, scaled_pairwise_distance
-from .base import Head, compute_dtype
+from ..functional.precision import compute_dtype
+from .base import Head
 from .registry import register
 
 __all__ = ["Harmonic"]
 
 
 class Harmonic(Head):
-    """Harmonic loss: ``p_j ∝ d(x, W_j)^(−n)``, i.e. cross-entropy (batch mean) on the logits ``−n · log
-    d_j``.
+    """Harmonic loss: ``p_j ∝ d(x, W_j)^(−n)``, i.e. cross-entropy on the logits ``−n · log d_j``.
 
     The logits are computed in log space as ``−n · log(d_j + eps)`` with ``eps = 1e-6`` (:attr:`eps`), so a
     sample sitting on a prototype gives a large finite logit instead of ``inf``. ``distance`` is one of
@@ -26,7 +26,7 @@ class Harmonic(Head):
     its precision ``M = L Lᵀ`` through the d×d factor ``L`` (parameter ``precision_factor``, initialized to
     the identity, i.e. the Euclidean distance). ``n=None`` (default, our choice) uses ``n = √d``; the 2026
     study found cosine the best trade-off on vision tasks. Embeddings and prototypes are used un-normalized
-    (except by the cosine distance).
+    (except by the cosine distance, whose prototypes start as the cosine heads' do, N(0, 0.01²)).
 
     Range (our choice): finite for any finite inputs, no raise. The distances are computed on inputs scaled by an
     exact power of two (``d = d_s·2^-k``, :func:`~veriloss.functional.distances.scaled_pairwise_distance`) and the
@@ -37,6 +37,11 @@ class Harmonic(Head):
     reference = "Baek et al. 2025, Harmonic loss trains interpretable AI models; harmonic distance layers 2026"
     eps = 1e-6
 
+    @property
+    def normalized_prototypes(self) -> bool:
+        """Only the cosine distance sees nothing but the direction of each prototype."""
+        return self.distance == "cosine"
+
     def __init__(
         self,
         embedding_dim: int,
@@ -44,11 +49,14 @@ class Harmonic(Head):
         distance: str = "euclidean",
         n: float | None = None,
         p: float = 3.0,
+        *,
+        init_std: float | None = None,
+        reduction: str = "mean",
     ):
-        super().__init__(embedding_dim, num_classes)
         if distance not in DISTANCES:
             raise ValueError(f"distance must be one of {', '.join(DISTANCES)}, got {distance!r}")
-        self.distance = distance
+        self.distance = distance  # before the base's init: it sets the default init (normalized_prototypes)
+        super().__init__(embedding_dim, num_classes, init_std=init_std, reduction=reduction)
         self.n = math.sqrt(embedding_dim) if n is None else check_positive(n, "n")
         self.p = check_positive(p, "p")
         if self.p < 1:
@@ -76,7 +84,7 @@ class Harmonic(Head):
     def compute_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         z = self.logits(x)
         self._record_accuracy(z, y)
-        return F.cross_entropy(z, y)
+        return F.cross_entropy(z, y, reduction="none")
 
     def extra_repr(self) -> str:
         extra = f", p={self.p:g}" if self.distance == "minkowski" else ""

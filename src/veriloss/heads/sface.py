@@ -1,4 +1,4 @@
-"""SFace: sigmoid-constrained hypersphere loss (Zhong et al. 2021), LOSSES.md §1."""
+"""SFace: sigmoid-constrained hypersphere loss (Zhong et al. 2021), docs/losses.md."""
 
 from __future__ import annotations
 
@@ -8,14 +8,15 @@ import torch
 
 from .._checks import check_in_range, check_positive
 from ..functional.margins import angle
-from .base import Head, compute_dtype, cosine
+from ..functional.precision import compute_dtype
+from .base import Head, cosine
 from .registry import register
 
 __all__ = ["SFace"]
 
 
 class SFace(Head):
-    """SFace: ``L = −w_y · s cos θ_y + Σ_{j≠y} w_j · s cos θ_j`` (batch mean), the weights held constant.
+    """SFace: ``L = −w_y · s cos θ_y + Σ_{j≠y} w_j · s cos θ_j`` per sample, the weights held constant.
 
     ``w_y = σ(k(θ_y − a))`` stops pulling a sample already within angle a of its prototype and
     ``w_j = 1/(1 + e^{k(θ_j − b)})`` stops pushing classes already farther than b. The weights are computed
@@ -34,8 +35,11 @@ class SFace(Head):
         k: float = 80.0,
         a: float = 0.87,
         b: float = 1.2,
+        *,
+        init_std: float | None = None,
+        reduction: str = "mean",
     ):
-        super().__init__(embedding_dim, num_classes)
+        super().__init__(embedding_dim, num_classes, init_std=init_std, reduction=reduction)
         self.s = check_positive(s, "s")
         self.k = check_positive(k, "k")
         self.a = check_in_range(a, "a", 0.0, math.pi)
@@ -56,7 +60,7 @@ class SFace(Head):
         intra = -(w_pos * cos).masked_fill(~target, 0.0).sum(dim=1)
         inter = (w_neg * cos).masked_fill(target, 0.0).sum(dim=1)
         self._record(intra=self.s * intra.mean(), inter=self.s * inter.mean())
-        return self.s * (intra + inter).mean()
+        return self.s * (intra + inter)
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, s={self.s:g}, k={self.k:g}, a={self.a:g}, b={self.b:g}"

@@ -1,4 +1,4 @@
-"""Identification (1:N) metrics (docs/EVALUATION.md §Metrics): closed-set rank-k and open-set DIR/FNIR at FPIR.
+"""Identification (1:N) metrics (docs/evaluation.md §Metrics): closed-set rank-k and open-set DIR/FNIR at FPIR.
 
 Inputs: a probe × gallery similarity matrix (tensor or array, higher = more similar), integer probe labels and
 gallery labels. A gallery identity may have several entries: its score for a probe is the best of them.

@@ -1,4 +1,4 @@
-"""Verification metrics (docs/EVALUATION.md §Metrics): ROC, DET, TAR@FAR, EER, minDCF and AUC, exact with ties.
+"""Verification metrics (docs/evaluation.md §Metrics): ROC, DET, TAR@FAR, EER, minDCF and AUC, exact with ties.
 
 Conventions, used by every function here:
 
@@ -264,7 +264,7 @@ def _tar_nearest(g: np.ndarray, imp: np.ndarray, fars: list[float]) -> list[TarA
 def tar_at_far(
     genuine: object, impostor: object, far: float | Sequence[float], mode: str = "exact"
 ) -> TarAtFar | list[TarAtFar]:
-    """TAR at FAR = f: the largest TAR over thresholds whose FAR ≤ f (docs/EVALUATION.md).
+    """TAR at FAR = f: the largest TAR over thresholds whose FAR ≤ f (docs/evaluation.md).
 
     Exact definition: with N impostor scores and k = ⌊f·N⌋ (f read as a decimal), let v be the (k+1)-th largest
     impostor score. Every threshold ≤ v admits ≥ k+1 impostors and every threshold > v at most k, so the threshold is

@@ -1,21 +1,25 @@
-"""Pair, triplet and centre losses (LOSSES.md §3): ``create(name, **params)``, ``available()``, ``describe(name)``.
+"""Pair, triplet and centre losses (docs/losses.md): ``create(name, **params)``, ``available()``, ``describe(name)``.
 
-Every loss is a module ``loss(embeddings B×d, labels B) -> scalar``. Pair and triplet losses form their pairs and
-triplets inside the batch and need several samples per identity: use :class:`veriloss.data.PKSampler`. Auxiliary
-losses (center, center-invariant, range, marginal) are added to a head by weight with :class:`WeightedSum`.
+Every loss is a module ``loss(embeddings B×d, labels B)`` → a scalar (``reduction="mean"``, default), a sum, or the
+per-sample losses (``reduction="none"``, each class documents its per-sample share), exported under its class name.
+Pair and triplet losses form their pairs and triplets inside the batch and need several samples per identity: use
+:class:`veriloss.data.PKSampler`. Auxiliary losses (center, center-invariant, range, marginal) are added to a head by
+weight with :class:`WeightedSum`. :func:`unchecked` turns off the input checks that read tensor values.
 """
 
+from .._checks import unchecked
 from .base import PairwiseLoss
 from .center import CenterInvariantLoss, CenterLoss
 from .combine import WeightedSum, combine
 from .contrastive import ContrastiveLoss
 from .marginal import MarginalLoss
 from .range import RangeLoss
-from .registry import aliases, available, create, describe, register
+from .registry import OPTIONS, aliases, available, create, describe, register
 from .triplet import TripletLoss
-from .tse import TPELoss, TSELoss
+from .tse import TPELoss, TripletProjectionLoss, TSELoss
 
 __all__ = [
+    "OPTIONS",
     "CenterInvariantLoss",
     "CenterLoss",
     "ContrastiveLoss",
@@ -25,6 +29,7 @@ __all__ = [
     "TPELoss",
     "TSELoss",
     "TripletLoss",
+    "TripletProjectionLoss",
     "WeightedSum",
     "aliases",
     "available",
@@ -32,4 +37,5 @@ __all__ = [
     "create",
     "describe",
     "register",
+    "unchecked",
 ]

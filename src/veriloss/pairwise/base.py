@@ -7,14 +7,16 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-from .._checks import check_batch, exponent_limit
+from .._checks import check_batch, check_batch_structure, exponent_limit, validating
 from ..functional.normalize import l2_norm, mul_pow2, pow2_scale
+from ..functional.precision import compute_dtype
+from ..functional.reduction import check_reduction, reduce_loss
 
 __all__ = [
     "PairwiseLoss",
-    "check_flag",
     "check_norm_limit",
     "check_pair_batch",
+    "masked_mean",
     "max_row_norm",
     "pair_distances",
     "pair_masks",
@@ -29,11 +31,11 @@ _SAMPLER_HINT = (
 )
 
 
-def check_flag(value: object, name: str) -> bool:
-    """A strict boolean parameter (``True``/``False``, not a truthy value)."""
-    if not isinstance(value, bool):
-        raise ValueError(f"{name} must be True or False, got {value!r}")
-    return value
+def _pair_composition(labels: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Device flags: the batch holds two identities; some identity has two samples (read with the batch check)."""
+    ordered = labels.detach().sort().values
+    same = ordered[1:] == ordered[:-1]
+    return {"_two_identities": (~same).any(), "_positive_pair": same.any()}
 
 
 def check_pair_batch(labels: torch.Tensor) -> None:
@@ -76,6 +78,11 @@ def pair_distances(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return mul_pow2(d, -2 * k), mul_pow2(safe_sqrt(d), -k)
 
 
+def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The mean of ``values`` where ``mask`` is set (NaN where it is empty), as a device scalar (no host read)."""
+    return values.masked_fill(~mask, 0.0).sum() / mask.sum()
+
+
 def max_row_norm(x: torch.Tensor) -> torch.Tensor:
     """The largest ``‖x_i‖`` (a device scalar, computed without overflow)."""
     return l2_norm(x.detach(), dim=1).amax()
@@ -112,11 +119,13 @@ def triplet_mask(labels: torch.Tensor) -> torch.Tensor:
 
 
 class PairwiseLoss(nn.Module):
-    """A loss on a batch without prototypes: ``loss(embeddings B×d, labels B) -> scalar``.
+    """A loss on a batch without prototypes: ``loss(embeddings B×d, labels B)`` → the loss, reduced by
+    ``reduction`` ("mean" default, "sum", or "none": the per-sample losses, shape (B,), whose mean is the loss).
 
-    Subclasses implement :meth:`compute_loss` (float32 embeddings, validated labels). Pair and triplet losses
-    (``requires_pairs = True``) reject batches without two identities and a positive pair. After each forward,
-    :meth:`statistics` returns what the subclass recorded with :meth:`_record`.
+    Subclasses implement :meth:`compute_loss` (validated embeddings in float32, float64 kept for reference checks;
+    int64 labels) returning each sample's share of the loss. Pair and triplet losses (``requires_pairs = True``)
+    reject batches without two identities and a positive pair. After each forward, :meth:`statistics` returns what
+    the subclass recorded with :meth:`_record` (device tensors until then).
     """
 
     #: short citation shown by ``veriloss losses``
@@ -127,23 +136,41 @@ class PairwiseLoss(nn.Module):
     embedding_dim: int | None = None
     num_classes: int | None = None
 
-    def __init__(self) -> None:
+    def __init__(self, reduction: str = "mean") -> None:
         super().__init__()
+        self.reduction = check_reduction(reduction)
         self._stats: dict[str, torch.Tensor] = {}
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         device = embeddings.device.type if isinstance(embeddings, torch.Tensor) else "cpu"
         with torch.autocast(device_type=device, enabled=False):
-            bounds = check_batch(
-                embeddings, labels, self.num_classes, self.embedding_dim, lambda: self._magnitudes(embeddings.float())
-            )
-            if self.requires_pairs:
-                check_pair_batch(labels)
-            x = embeddings.float()
-            self._check_magnitudes(bounds, x.dtype)
-            return self.compute_loss(x, labels)
+            checked = validating()
+            if checked:
+                values = check_batch(
+                    embeddings,
+                    labels,
+                    self.num_classes,
+                    self.embedding_dim,
+                    lambda: self._values(compute_dtype(embeddings), labels),
+                )
+            else:
+                check_batch_structure(embeddings, labels, self.embedding_dim)
+            x = compute_dtype(embeddings)
+            if checked:
+                if self.requires_pairs and not (values.pop("_two_identities") and values.pop("_positive_pair")):
+                    check_pair_batch(labels)  # raises, with the counts
+                self._check_magnitudes(values, x.dtype)
+            per_sample = self.compute_loss(x, labels.long())
+        return reduce_loss(per_sample, self.reduction)
+
+    def _values(self, x: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+        out = dict(self._magnitudes(x))
+        if self.requires_pairs:
+            out.update(_pair_composition(labels))
+        return out
 
     def compute_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        """Each sample's share of the loss (B,), their mean being the loss."""
         raise NotImplementedError
 
     def _magnitudes(self, x: torch.Tensor) -> Mapping[str, torch.Tensor]:
@@ -160,3 +187,12 @@ class PairwiseLoss(nn.Module):
     def statistics(self) -> dict[str, float]:
         """The statistics of the last batch as plain floats (e.g. ``active_fraction`` of the triplets)."""
         return {k: float(v) for k, v in self._stats.items()}
+
+    def extra_repr(self) -> str:
+        return self._with_reduction("")
+
+    def _with_reduction(self, text: str) -> str:
+        """``text`` (the subclass's settings) and the reduction when it is not the default."""
+        if self.reduction == "mean":
+            return text
+        return f"{text}, reduction={self.reduction!r}" if text else f"reduction={self.reduction!r}"

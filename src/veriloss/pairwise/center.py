@@ -18,7 +18,8 @@ class CenterLoss(PairwiseLoss):
     """Center loss ``(1/B) · ½ Σ_i ‖x_i − c_{y_i}‖²`` with centres updated by Wen's rule, not by the optimizer.
 
     The paper writes the sum over the mini-batch; like common implementations we divide it by the batch size B, so
-    the weight λ it is combined with (see :class:`veriloss.pairwise.WeightedSum`) does not depend on B.
+    the weight λ it is combined with (see :class:`veriloss.pairwise.WeightedSum`) does not depend on B. Per sample
+    (``reduction="none"``): ``½‖x_i − c_{y_i}‖²``.
 
     The centres ``c`` (K×d) are a buffer, initialized to zero, that receives no gradient; the embeddings do
     (``∂L/∂x_i = (x_i − c_{y_i}) / B``). In training mode every forward, after computing the loss with the current
@@ -43,8 +44,8 @@ class CenterLoss(PairwiseLoss):
     #: the loss grows as this power of the centre norms (center term: squared distances)
     _power = 2
 
-    def __init__(self, embedding_dim: int, num_classes: int, alpha: float = 0.5):
-        super().__init__()
+    def __init__(self, embedding_dim: int, num_classes: int, alpha: float = 0.5, *, reduction: str = "mean"):
+        super().__init__(reduction)
         embedding_dim = check_int(embedding_dim, "embedding_dim", 1, what="a positive integer")
         num_classes = check_int(num_classes, "num_classes", 1, what="a positive integer")
         alpha = check_positive(alpha, "alpha")
@@ -56,11 +57,12 @@ class CenterLoss(PairwiseLoss):
         self.register_buffer("centers", torch.zeros(num_classes, embedding_dim))
 
     def center_term(self, x: torch.Tensor, y: torch.Tensor, centers: torch.Tensor) -> torch.Tensor:
+        """``½‖x_i − c_{y_i}‖²`` per sample (B,)."""
         diff = x - centers[y]
         sq = (diff * diff).sum(dim=1)
         with torch.no_grad():
             self._record(center_distance=sq.sqrt().mean())
-        return 0.5 * sq.mean()
+        return 0.5 * sq
 
     def center_step(self, x: torch.Tensor, y: torch.Tensor, centers: torch.Tensor) -> torch.Tensor:
         """Wen's ``Δc`` (K×d; zero rows for the classes absent from the batch)."""
@@ -69,7 +71,7 @@ class CenterLoss(PairwiseLoss):
         return (counts[:, None] * centers - sums) / (1.0 + counts[:, None])
 
     def _magnitudes(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {"x_norm": max_row_norm(x), "c_norm": max_row_norm(self.centers.float())}
+        return {"x_norm": max_row_norm(x), "c_norm": max_row_norm(self.centers.to(x.dtype))}
 
     def _check_magnitudes(self, values: dict[str, float], dtype: torch.dtype) -> None:
         name = "center-invariant" if self._power == 4 else "center"
@@ -83,12 +85,12 @@ class CenterLoss(PairwiseLoss):
         rho = norms.amax()
         radius = torch.where(rho > 0, 2.0 * torch.maximum(norms, rho), math.inf)
         new = centers - step * (radius / l2_norm(step, dim=1)).clamp(max=1.0)[:, None]  # 1 unless the step is huge
-        limit = 2.0 ** ((exponent_limit(new.dtype) - 3) // self._power)
+        limit = 2.0 ** ((exponent_limit(self.centers.dtype) - 3) // self._power)  # the buffer holds them
         new = new * (limit / l2_norm(new, dim=1)).clamp(max=1.0)[:, None]
         self.centers.copy_(new.to(self.centers.dtype))
 
     def compute_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        centers = self.centers.detach().float()
+        centers = self.centers.detach().to(x.dtype)
         loss = self.center_term(x, y, centers)
         if self.training:
             with torch.no_grad():
@@ -96,14 +98,16 @@ class CenterLoss(PairwiseLoss):
         return loss
 
     def extra_repr(self) -> str:
-        return f"embedding_dim={self.embedding_dim}, num_classes={self.num_classes}, alpha={self.alpha}"
+        return self._with_reduction(
+            f"embedding_dim={self.embedding_dim}, num_classes={self.num_classes}, alpha={self.alpha}"
+        )
 
 
 class CenterInvariantLoss(CenterLoss):
     """Center-invariant loss: the center loss plus ``(1/B) · ¼ Σ_i (‖c_{y_i}‖² − R)²``, ``R = (1/K) Σ_j ‖c_j‖²``.
 
     The invariant term of Wu et al. (2017) penalizes the *squared* deviation of each batch sample's centre norm² from
-    the mean over all K centres (LOSSES.md's row omits the square; without it the term is linear in the norms and
+    the mean over all K centres (the usual statement omits the square; without it the term is linear in the norms and
     unbounded below, and PyTorch Metric Learning's ``CenterInvariantRegularizer`` also squares). As for the center
     term, the sum over the batch is divided by B.
 
@@ -131,9 +135,10 @@ class CenterInvariantLoss(CenterLoss):
     _power = 4
 
     def invariant_term(self, y: torch.Tensor, centers: torch.Tensor) -> torch.Tensor:
+        """``¼(‖c_{y_i}‖² − R)²`` per sample (B,)."""
         norms = (centers * centers).sum(dim=1)
         dev = norms[y] - norms.mean()
-        return 0.25 * (dev * dev).mean()
+        return 0.25 * (dev * dev)
 
     def invariant_factor(self, y: torch.Tensor, centers: torch.Tensor) -> torch.Tensor:
         """``G`` (K,) with ``∂L_I/∂c_j = G_j c_j``: ``G_j = (Σ_{i: y_i=j} e_i − (1/K) Σ_i e_i) / B``."""
@@ -147,7 +152,7 @@ class CenterInvariantLoss(CenterLoss):
         return centers * self.invariant_factor(y, centers)[:, None]
 
     def compute_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        centers = self.centers.detach().float()
+        centers = self.centers.detach().to(x.dtype)
         center = self.center_term(x, y, centers)
         invariant = self.invariant_term(y, centers)
         if self.training:
@@ -155,7 +160,7 @@ class CenterInvariantLoss(CenterLoss):
                 radial = (self.alpha * self.invariant_factor(y, centers)).clamp(-1.0, 1.0)
                 step = self.alpha * self.center_step(x.detach(), y, centers) + centers * radial[:, None]
                 self._apply_step(centers, step)
-        self._record(center_term=center, invariant_term=invariant)
+        self._record(center_term=center.mean(), invariant_term=invariant.mean())
         return center + invariant
 
 

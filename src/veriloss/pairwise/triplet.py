@@ -6,7 +6,7 @@ import torch
 
 from .._checks import check_positive
 from ..functional.normalize import l2_normalize
-from .base import PairwiseLoss, pair_masks, squared_distances, triplet_mask
+from .base import PairwiseLoss, masked_mean, pair_masks, squared_distances, triplet_mask
 from .registry import register
 
 __all__ = ["MINING", "TripletLoss", "mine_batch_hard", "mine_semi_hard"]
@@ -15,7 +15,8 @@ MINING = ("all", "batch-hard", "semi-hard")
 
 
 def mine_batch_hard(d: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """For each anchor with a positive: ``(anchor mask, d(a, hardest positive), d(a, hardest negative))``.
+    """Per sample (B,): ``(anchor mask, d(a, hardest positive), d(a, hardest negative))``; the distances are
+    meaningful where the mask is set (samples with a positive), −inf / +inf elsewhere.
 
     Hardest positive = the farthest sample of the same identity, hardest negative = the closest sample of another
     identity (Hermans, Beyer, Leibe 2017). ``d`` is a B×B distance matrix; every anchor must have a negative.
@@ -24,7 +25,7 @@ def mine_batch_hard(d: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor
     anchors = pos.any(dim=1)
     hardest_pos = d.masked_fill(~pos, float("-inf")).amax(dim=1)
     hardest_neg = d.masked_fill(~neg, float("inf")).amin(dim=1)
-    return anchors, hardest_pos[anchors], hardest_neg[anchors]
+    return anchors, hardest_pos, hardest_neg
 
 
 def mine_semi_hard(d: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -62,6 +63,9 @@ class TripletLoss(PairwiseLoss):
       farthest negative of the anchor, as TensorFlow Addons' ``triplet_semihard_loss`` does. Mean over all positive
       pairs.
 
+    Per sample (``reduction="none"``): the sum of the losses of the triplets (pairs) anchored at the sample, times
+    B/T with T the number of triplets (anchors, positive pairs) averaged over, so their mean is the loss.
+
     Distances are squared Euclidean on the unit sphere (``∈ [0, 4]``). ``"all"`` and ``"semi-hard"`` build B×B×B
     tensors (memory O(B³): about 0.5 GB per tensor at B = 512); ``"batch-hard"`` needs O(B²).
 
@@ -69,12 +73,15 @@ class TripletLoss(PairwiseLoss):
     the triplets used) for the mined variants; ``fallback_fraction`` for semi-hard.
 
     Schroff, Kalenichenko, Philbin, "FaceNet", CVPR 2015; Hermans et al., "In defense of the triplet loss", 2017.
+
+    >>> TripletLoss(mining="batch-hard")(torch.eye(4), torch.tensor([0, 0, 1, 1])).shape
+    torch.Size([])
     """
 
     reference = "Schroff et al. (FaceNet) 2015; Hermans et al. 2017"
 
-    def __init__(self, margin: float = 0.2, mining: str = "semi-hard"):
-        super().__init__()
+    def __init__(self, margin: float = 0.2, mining: str = "semi-hard", *, reduction: str = "mean"):
+        super().__init__(reduction)
         self.margin = check_positive(margin, "margin", strict=False)
         if mining not in MINING:
             raise ValueError(f"mining must be one of {', '.join(MINING)}, got {mining!r}")
@@ -83,29 +90,30 @@ class TripletLoss(PairwiseLoss):
     def compute_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         d = squared_distances(l2_normalize(x, dim=1))
         if self.mining == "all":
-            valid = triplet_mask(y)
-            losses = (d[:, :, None] - d[:, None, :] + self.margin).clamp_min(0.0)[valid]
+            used = triplet_mask(y)
+            losses = (d[:, :, None] - d[:, None, :] + self.margin).clamp_min(0.0).masked_fill(~used, 0.0)
             stats = {}
         elif self.mining == "batch-hard":
-            _, dap, dan = mine_batch_hard(d, y)
-            losses = (dap - dan + self.margin).clamp_min(0.0)
-            stats = {"positive_distance": dap.mean(), "negative_distance": dan.mean()}
+            used, dap, dan = mine_batch_hard(d, y)
+            losses = (dap - dan + self.margin).clamp_min(0.0).masked_fill(~used, 0.0)
+            stats = {"positive_distance": masked_mean(dap, used), "negative_distance": masked_mean(dan, used)}
         else:
-            pos, _ = pair_masks(y)
+            used, _ = pair_masks(y)
             dan, fallback = mine_semi_hard(d, y)
-            dap, dan = d[pos], dan[pos]
-            losses = (dap - dan + self.margin).clamp_min(0.0)
+            losses = (d - dan + self.margin).clamp_min(0.0).masked_fill(~used, 0.0)
             stats = {
-                "positive_distance": dap.mean(),
-                "negative_distance": dan.mean(),
-                "fallback_fraction": fallback[pos].float().mean(),
+                "positive_distance": masked_mean(d, used),
+                "negative_distance": masked_mean(dan, used),
+                "fallback_fraction": masked_mean(fallback.to(d.dtype), used),
             }
+        count = used.sum()
         with torch.no_grad():
-            self._record(active_fraction=(losses > 0).float().mean(), num_triplets=losses.numel(), **stats)
-        return losses.mean()
+            self._record(active_fraction=(losses > 0).sum() / count, num_triplets=count, **stats)
+        per_anchor = losses.reshape(x.shape[0], -1).sum(dim=1)
+        return per_anchor * (x.shape[0] / count.to(x.dtype))
 
     def extra_repr(self) -> str:
-        return f"margin={self.margin}, mining={self.mining!r}"
+        return self._with_reduction(f"margin={self.margin}, mining={self.mining!r}")
 
 
 register("triplet", TripletLoss)

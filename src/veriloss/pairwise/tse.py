@@ -6,9 +6,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._checks import check_int, check_positive
+from .._checks import check_bool, check_int, check_positive
 from ..functional.normalize import l2_norm, l2_normalize
-from .base import PairwiseLoss, check_flag, check_norm_limit, max_row_norm, triplet_mask
+from .base import PairwiseLoss, check_norm_limit, max_row_norm, triplet_mask
 from .registry import register
 
 __all__ = ["TPELoss", "TSELoss", "TripletProjectionLoss"]
@@ -21,21 +21,33 @@ class TripletProjectionLoss(PairwiseLoss):
     deep features; the projected vectors are not normalized. T has no bias and starts (semi-)orthogonal, so that
     initially ``‖h'‖ ≤ 1`` (the paper initializes it from PCA of the training features, which a loss cannot see).
     ``projection_dim`` defaults to ``embedding_dim``. Subclasses turn the B×B similarity matrix ``S = H' H'ᵀ`` into a
-    loss over all valid triplets ``(a, p, n)`` of the batch (mean over them; memory O(B³)).
+    loss over all valid triplets ``(a, p, n)`` of the batch (mean over them; memory O(B³)). Per sample
+    (``reduction="none"``): the sum of the losses of the triplets anchored at the sample times B/T (T triplets), so
+    their mean is the loss.
 
     Range (our choice): the similarities ``h'·h'`` are squared norms; a batch with ``‖T‖_F·‖h‖ > 2^62`` (float32;
     ``‖h‖ = 1`` with ``normalize``) raises a ``ValueError`` instead of returning inf or NaN.
     """
 
-    def __init__(self, embedding_dim: int, projection_dim: int | None = None, normalize: bool = True):
-        super().__init__()
+    #: whether the loss is a hinge (then ``active_fraction`` counts the triplets with a non-zero loss)
+    hinge = False
+
+    def __init__(
+        self,
+        embedding_dim: int,
+        projection_dim: int | None = None,
+        normalize: bool = True,
+        *,
+        reduction: str = "mean",
+    ):
+        super().__init__(reduction)
         embedding_dim = check_int(embedding_dim, "embedding_dim", 1, what="a positive integer")
         if projection_dim is None:
             projection_dim = embedding_dim
         projection_dim = check_int(projection_dim, "projection_dim", 1, what="a positive integer")
         self.embedding_dim = embedding_dim
         self.projection_dim = projection_dim
-        self.normalize = check_flag(normalize, "normalize")
+        self.normalize = check_bool(normalize, "normalize")
         self.projection = nn.Parameter(torch.empty(projection_dim, embedding_dim))
         nn.init.orthogonal_(self.projection)
 
@@ -43,24 +55,29 @@ class TripletProjectionLoss(PairwiseLoss):
         """``h' = T h`` (rows of ``x``), after L2-normalization when ``normalize``."""
         if self.normalize:
             x = l2_normalize(x, dim=1)
-        return x @ self.projection.float().t()
+        return x @ self.projection.to(x.dtype).t()
 
     def compute_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         h = self.project(x)
         s = h @ h.t()
         valid = triplet_mask(y)
         # gap[a, p, n] = h'_a·h'_n − h'_a·h'_p: a positive gap means the negative is more similar than the positive
-        gap = (s[:, None, :] - s[:, :, None])[valid]
-        losses = self.triplet_losses(gap)
+        gap = s[:, None, :] - s[:, :, None]
+        losses = self.triplet_losses(gap).masked_fill(~valid, 0.0)
+        count = valid.sum()
         with torch.no_grad():
-            self._record(triplet_accuracy=(gap < 0).float().mean(), num_triplets=gap.numel())
-        return losses.mean()
+            stats = {"triplet_accuracy": ((gap < 0) & valid).sum() / count, "num_triplets": count}
+            if self.hinge:
+                stats["active_fraction"] = (losses > 0).sum() / count
+            self._record(**stats)
+        return losses.reshape(x.shape[0], -1).sum(dim=1) * (x.shape[0] / count.to(x.dtype))
 
     def triplet_losses(self, gap: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        """The loss of each triplet from its similarity gap (elementwise)."""
         raise NotImplementedError
 
     def _magnitudes(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        t_norm = l2_norm(self.projection.detach().float().reshape(1, -1), dim=1)[0]  # ‖T‖_F ≥ ‖T‖₂
+        t_norm = l2_norm(self.projection.detach().to(x.dtype).reshape(1, -1), dim=1)[0]  # ‖T‖_F ≥ ‖T‖₂
         return {"h_norm": t_norm if self.normalize else t_norm * max_row_norm(x)}
 
     def _check_magnitudes(self, values: dict[str, float], dtype: torch.dtype) -> None:
@@ -68,7 +85,9 @@ class TripletProjectionLoss(PairwiseLoss):
         check_norm_limit(type(self).__name__[:3].lower(), "projected norms ‖T h‖", values["h_norm"], 2, dtype, fix)
 
     def extra_repr(self) -> str:
-        return f"embedding_dim={self.embedding_dim}, projection_dim={self.projection_dim}, normalize={self.normalize}"
+        return self._with_reduction(
+            f"embedding_dim={self.embedding_dim}, projection_dim={self.projection_dim}, normalize={self.normalize}"
+        )
 
 
 class TSELoss(TripletProjectionLoss):
@@ -83,17 +102,22 @@ class TSELoss(TripletProjectionLoss):
     """
 
     reference = "Sankaranarayanan et al. 2016"
+    hinge = True
 
     def __init__(
-        self, embedding_dim: int, projection_dim: int | None = None, margin: float = 0.2, normalize: bool = True
+        self,
+        embedding_dim: int,
+        projection_dim: int | None = None,
+        margin: float = 0.2,
+        normalize: bool = True,
+        *,
+        reduction: str = "mean",
     ):
-        super().__init__(embedding_dim, projection_dim, normalize)
+        super().__init__(embedding_dim, projection_dim, normalize, reduction=reduction)
         self.margin = check_positive(margin, "margin", strict=False)
 
     def triplet_losses(self, gap: torch.Tensor) -> torch.Tensor:
-        losses = (self.margin + gap).clamp_min(0.0)
-        self._record(active_fraction=(losses > 0).float().mean())
-        return losses
+        return (self.margin + gap).clamp_min(0.0)
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, margin={self.margin}"

@@ -34,7 +34,7 @@ def check_sections(config: dict) -> None:
     except RuntimeError:  # pragma: no cover - depends on the model: one that computes while it is built
         models.create(name, **model_cfg)
     loss = main_head(build_loss(config["loss"], 8, 4))
-    if getattr(loss, "chunk_size", None) is not None and config["optim"]["name"] != "lazy-sgd":
+    if getattr(loss, "sparse_gradients", False) and config["optim"]["name"] != "lazy-sgd":
         raise ValueError(
             "a streaming head (loss.params.chunk_size) gives sparse prototype gradients: use optim.name: lazy-sgd"
         )

@@ -12,7 +12,8 @@ A :class:`Callback` may implement any of these events (the trainer passes itself
   ``interrupted`` or ``failed``.
 
 Built in (the trainer adds them from its config): :class:`Checkpointing`, :class:`MarginWarmup`,
-:class:`PrototypeReinit` (A3M-I), :class:`TensorBoard`, :class:`ProgressBar` and :class:`FinalReport`.
+:class:`PrototypeReinit` (A3M-I), :class:`TensorBoard`, :class:`ProgressBar` (on a terminal), :class:`LogLines`
+(without one) and :class:`FinalReport`.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ import torch.distributed as dist
 from torch import nn
 
 from ..functional.normalize import l2_normalize
-from ..heads.alpha import QMarginHead
 from ..inference import embed
 from . import distributed as D
 
@@ -33,13 +33,12 @@ __all__ = [
     "Callback",
     "Checkpointing",
     "FinalReport",
+    "LogLines",
     "MarginWarmup",
     "ProgressBar",
     "PrototypeReinit",
     "TensorBoard",
 ]
-
-_MARGIN_ATTRIBUTES = ("m", "m2", "m3")
 
 
 class Callback:
@@ -82,34 +81,21 @@ class Checkpointing(Callback):
 
 
 class MarginWarmup(Callback):
-    """Ramp a head's margin linearly from 0 to its configured value over ``steps`` steps.
-
-    Additive margins (``m``; ``m2``, ``m3`` of the combined margin) are scaled by f = min(1, (step + 1)/steps).
-    Q-Margin's margin lives in the reference measure: κ is ramped geometrically, ``κ(f) = κ^f`` (κ = 1 is no
-    margin). ``steps`` = 0 leaves the head alone; a head without a margin is an error.
+    """Ramp a head's margin from 0 to its configured value over ``steps`` steps: ``head.ramp_margin(f)`` with
+    f = min(1, (step + 1)/steps) (additive margins scale linearly; Q-Margin's κ geometrically, ``κ^f``).
+    ``steps`` = 0 leaves the head alone; a head without a margin (``has_margin`` false) is an error.
     """
 
     def __init__(self, head: nn.Module, steps: int):
         if steps < 0:
             raise ValueError(f"loss.margin_warmup_steps must be ≥ 0, got {steps}")
         self.head, self.steps = head, steps
-        self.base = {}
-        if steps:
-            if isinstance(head, QMarginHead):
-                self.base["kappa"] = head.kappa
-            else:
-                self.base = {
-                    a: getattr(head, a) for a in _MARGIN_ATTRIBUTES if isinstance(getattr(head, a, None), float)
-                }
-            if not self.base:
-                raise ValueError(f"loss.margin_warmup_steps is set but the {type(head).__name__} head has no margin")
+        if steps and not getattr(head, "has_margin", False):
+            raise ValueError(f"loss.margin_warmup_steps is set but the {type(head).__name__} head has no margin")
 
     def __call__(self, step: int) -> None:
-        if not self.steps:
-            return
-        f = min(1.0, (step + 1) / self.steps)
-        for attr, value in self.base.items():
-            setattr(self.head, attr, value**f if attr == "kappa" else value * f)
+        if self.steps:
+            self.head.ramp_margin(min(1.0, (step + 1) / self.steps))
 
     def on_step_start(self, trainer) -> None:
         self(trainer.step)
@@ -146,11 +132,34 @@ class PrototypeReinit(Callback):
 
 
 class TensorBoard(Callback):
-    """TensorBoard logs in ``folder``: every history row (``train/…``, ``val/…``) and the final test metrics
-    (``test/…``). Rank 0 only; nothing when tensorboard is not installed."""
+    """TensorBoard logs in ``folder``: every history row (``train/…``, ``val/…``) and, at the end of a finished run,
+    the final test metrics (``test/eer``, ``test/tar@f``) with the hyperparameters (the config flattened by
+    :meth:`hparams`) for the HPARAMS tab, all in the run's own event file. Rank 0 only; nothing when tensorboard is
+    not installed."""
 
     def __init__(self, folder):
         self.folder, self.writer = folder, None
+
+    @staticmethod
+    def hparams(config: dict, prefix: str = "") -> dict:
+        """The config flattened for TensorBoard: nested keys joined by ".", numbers, strings and booleans as they
+        are, lists (and anything else) as JSON text, unset (None) values left out.
+
+        >>> TensorBoard.hparams({"optim": {"lr": 0.1, "betas": [0.9, 0.999]}, "grad_clip": None, "amp": "auto"})
+        {'optim.lr': 0.1, 'optim.betas': '[0.9, 0.999]', 'amp': 'auto'}
+        """
+        import json
+
+        out: dict = {}
+        for key, value in config.items():
+            name = f"{prefix}{key}"
+            if isinstance(value, dict):
+                out.update(TensorBoard.hparams(value, f"{name}."))
+            elif isinstance(value, (bool, int, float, str)):
+                out[name] = value
+            elif value is not None:
+                out[name] = json.dumps(value, default=str)
+        return out
 
     def on_fit_start(self, trainer) -> None:
         if D.rank() != 0:
@@ -174,10 +183,17 @@ class TensorBoard(Callback):
         if self.writer is None:
             return
         if metrics.get("status") == "finished" and "eer" in metrics:
-            self.writer.add_scalar("test/eer", metrics["eer"], trainer.step)
+            final = {"test/eer": metrics["eer"]}
             for t in metrics.get("tar_at_far", []):
                 if t.get("measurable"):
-                    self.writer.add_scalar(f"test/tar@{t['far']:g}", t["tar"], trainer.step)
+                    final[f"test/tar@{t['far']:g}"] = t["tar"]
+            for tag, value in final.items():
+                self.writer.add_scalar(tag, value, trainer.step)
+            from torch.utils.tensorboard.summary import hparams
+
+            # what SummaryWriter.add_hparams writes, but into this run (add_hparams opens a new run folder)
+            for summary in hparams(self.hparams(trainer.config), final):
+                self.writer._get_file_writer().add_summary(summary, trainer.step)
         self.writer.close()
         self.writer = None
 
@@ -206,9 +222,55 @@ class ProgressBar(Callback):
             self.bar = None
 
 
+class LogLines(Callback):
+    """Without a terminal (a batch job, a pipe, a log file), where :class:`ProgressBar` shows nothing: one line per
+    history row on the trainer's log (rank 0). Training rows give the means since the previous row and the seconds
+    since the run (or its resumption) started; validation rows their EER and TAR@FAR. ``stream`` is the one whose
+    being a terminal turns the lines off (default ``sys.stderr``, where the trainer logs).
+
+    >>> LogLines.line({"step": 120, "epoch": 0, "lr": 0.1, "loss": 5.4123, "accuracy": 0.12, "seconds": 3.21}, 903)
+    'step 120/903 (epoch 0) loss 5.412 acc 0.12 lr 0.1 3.2 s'
+    >>> LogLines.line({"step": 301, "epoch": 1, "val_eer": 0.1234, "val_tar@0.001": 0.456}, 903)
+    'step 301/903 (epoch 1) validation EER 12.34% TAR@FAR=0.001 45.60%'
+    """
+
+    NAMES = (("accuracy", "acc"), ("support_size", "support"), ("py_zero", "p_y=0"))
+
+    def __init__(self, stream=None):
+        self.stream, self.active = stream, False
+
+    def on_fit_start(self, trainer) -> None:
+        stream = self.stream if self.stream is not None else sys.stderr
+        self.active = D.rank() == 0 and not getattr(stream, "isatty", lambda: False)()
+
+    def on_log(self, trainer, row: dict) -> None:
+        if self.active:
+            trainer.log(self.line(row, trainer.total_steps))
+
+    @classmethod
+    def line(cls, row: dict, total_steps: int) -> str:
+        """The log line of one history row."""
+        parts = [f"step {row['step']}/{total_steps} (epoch {row['epoch']})"]
+        val = {k[4:]: v for k, v in row.items() if k.startswith("val_")}
+        if val:
+            parts.append("validation")
+            for key, value in sorted(val.items(), key=lambda kv: kv[0] != "eer"):
+                name = "EER" if key == "eer" else key.replace("tar@", "TAR@FAR=")
+                parts.append(f"{name} {100 * value:.2f}%")
+            return " ".join(parts)
+        stats = [k for k in row if k not in ("step", "epoch", "seconds", "lr", "loss")]
+        for key in ("loss", *stats, "lr"):
+            if key in row:
+                parts.append(f"{dict(cls.NAMES).get(key, key)} {row[key]:.4g}")
+        if "seconds" in row:
+            parts.append(f"{row['seconds']:.1f} s")
+        return " ".join(parts)
+
+
 class FinalReport(Callback):
     """After the final evaluation, the run's report in the output folder: ``metrics.md``/``.json`` (with the
-    config), ``roc.png``, ``det.png``, ``hist.png`` and ``curves.png`` (rank 0)."""
+    config), ``roc.png``, ``det.png``, ``hist.png`` (log density, the TAR@FAR thresholds marked) and ``curves.png``
+    (rank 0)."""
 
     def __init__(self):
         self.result = None
@@ -235,6 +297,7 @@ class FinalReport(Callback):
         systems = {trainer.name: (result.genuine, result.impostor)}
         roc_plot(systems, trainer.out / "roc.png", far=far, title=title)
         det_plot(systems, trainer.out / "det.png", far=far, title=title)
-        score_histograms(systems, trainer.out / "hist.png", title=title)
-        plot_training_curves(trainer.history, trainer.out / "curves.png")
+        score_histograms(systems, trainer.out / "hist.png", title=title, far=far)
+        curves_title = f"{trainer.name} on {trainer.data_name}: training ({trainer.step:,} steps)"
+        plot_training_curves(trainer.history, trainer.out / "curves.png", title=curves_title)
         self.result = None

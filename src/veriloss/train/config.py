@@ -79,7 +79,7 @@ DEFAULTS: dict[str, Any] = {
         "aux": [],  # auxiliary losses: [{name, weight, params}] from veriloss.pairwise, added by weight
         "reinit": None,  # A3M-I prototype re-initialization: {at: fraction of training} | {epoch: N} | {step: N}
         "margin_warmup_steps": 0,  # ramp the margin from 0 to its value over this many steps
-        "init_std": None,  # prototypes drawn from N(0, init_std²) (None: the head's own init, rows of norm ≈ 1)
+        "init_std": None,  # W ~ N(0, init_std²); None: the head's default (0.01 for cosine heads, else 1/√d)
     },
     "optim": {
         "name": "sgd",  # sgd | adamw | lazy-sgd (sparse prototype gradients of streaming α heads)

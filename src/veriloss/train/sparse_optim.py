@@ -2,7 +2,7 @@
 weight decay.
 
 :class:`LazySGD` accepts dense gradients (a plain SGD step, identical to ``torch.optim.SGD``) and sparse COO
-gradients whose sparse dimension is the first one (rows of W, as :mod:`veriloss.heads.streaming` returns). A row
+gradients whose sparse dimension is the first one (rows of W, as :mod:`veriloss.heads.alpha.streaming` returns). A row
 without gradient at a step would, under dense SGD, still move: with gradient 0 the update of that row is linear,
 
     non-Nesterov:  b ← μ b + λ w,   w ← w − η b                 i.e. (w, b) ← M (w, b),  M = [[1 − ηλ, −ημ], [λ, μ]]

@@ -29,8 +29,7 @@ from torch.utils.data import Dataset
 from .._io import OutputLock, output_dir, write_text
 from ..checkpoint import CHECKPOINT_NAME, save_checkpoint
 from ..data import batch_plan
-from ..heads import sharded
-from ..heads.alpha import A3MIHead
+from ..heads import full_state_dicts, local_state_dicts, sharded_parameter_names, sharded_parameters, unchecked
 from ..inference import embed
 from ..losses import main_head
 from ..protocols import all_pairs, check_pairs
@@ -135,21 +134,27 @@ class Trainer:
         self.train_set, self.test_set, self.model_args = train_set, test_set, model_args
         self.test_chunks = test_chunks
         self.backbone, self.loss, self.head = model, loss, main_head(loss)
+        for part in self.loss.modules():  # the steps skip the label checks (unchecked): the range is checked here
+            if getattr(part, "num_classes", None) is not None and part.num_classes < train_set.num_classes:
+                raise ValueError(
+                    f"the loss's {type(part).__name__} has {part.num_classes} classes but the training set has"
+                    f" {train_set.num_classes} identities: build it with num_classes={train_set.num_classes}"
+                )
         if D.is_distributed():
             D.convert_batchnorm(self.backbone)
         self.step_module = _TrainStep(self.backbone, self.loss, self.amp_dtype, self.device.type).to(self.device)
         self.train_module: nn.Module = self.step_module
-        self.sharded_params = sharded.sharded_parameters(self.loss)
+        self.sharded_params = sharded_parameters(self.loss)
         if D.is_distributed():
             # a sharded head's slices differ per rank: DDP must neither broadcast nor average them
             DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(
-                self.step_module, sharded.sharded_parameter_names(self.step_module)
+                self.step_module, sharded_parameter_names(self.step_module)
             )
             self.train_module = DistributedDataParallel(
                 self.step_module, device_ids=[self.device.index] if self.device.type == "cuda" else None
             )
         self.optimizer = optimizer or build_optimizer(self.backbone, self.loss, settings["optim"])
-        if getattr(self.head, "chunk_size", None) is not None and D.is_distributed() and not self.sharded_params:
+        if getattr(self.head, "sparse_gradients", False) and D.is_distributed() and not self.sharded_params:
             raise ValueError(
                 "streaming heads run under torch.distributed only sharded (loss.params.sharded: true): DDP does"
                 " not average sparse gradients"
@@ -202,8 +207,10 @@ class Trainer:
             out.append(MarginWarmup(self.head, warmup))
         reinit = cfg["loss"].get("reinit")
         if reinit:
-            if not isinstance(self.head, A3MIHead):
-                raise ValueError(f"loss.reinit needs the a3m-i head, not {self.name!r}")
+            if not getattr(self.head, "can_reinitialize", False):
+                raise ValueError(
+                    f"loss.reinit needs a head that re-initializes its prototypes (a3m-i), not {self.name!r}"
+                )
             ((kind, value),) = reinit.items()
             per = {"at": self.total_steps, "epoch": self.steps_per_epoch, "step": 1}[kind]
             at = round(value * per) if kind == "at" else value * per
@@ -242,7 +249,7 @@ class Trainer:
     # --- state -------------------------------------------------------------------------------------------------
     def state(self) -> dict:
         """The checkpoint; a sharded head's prototypes (and their optimizer state) whole on rank 0 (a collective)."""
-        loss_state, optim_state = sharded.full_state_dicts(self.loss, self.optimizer)
+        loss_state, optim_state = full_state_dicts(self.loss, self.optimizer)
         return {
             "config": self.config,
             "step": self.step,
@@ -288,9 +295,7 @@ class Trainer:
             )
         try:
             self.backbone.load_state_dict(state["backbone"])
-            loss_state, optim_state = sharded.local_state_dicts(
-                self.loss, self.optimizer, state["loss"], state["optimizer"]
-            )
+            loss_state, optim_state = local_state_dicts(self.loss, self.optimizer, state["loss"], state["optimizer"])
             self.loss.load_state_dict(loss_state)
             self.optimizer.load_state_dict(optim_state)
             self.scheduler.load_state_dict(state["scheduler"])
@@ -316,7 +321,8 @@ class Trainer:
 
     def _train_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[float, dict]:
         x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
-        loss = self.train_module(x, y)
+        with unchecked():  # labels in range (checked once at setup); a non-finite loss is caught just below
+            loss = self.train_module(x, y)
         if not torch.isfinite(loss):
             raise ValueError(f"step {self.step}: the loss is not finite ({float(loss)}); lower the learning rate")
         self.optimizer.zero_grad(set_to_none=True)
