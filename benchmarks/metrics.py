@@ -3,6 +3,23 @@
     python benchmarks/metrics.py                 # full run: 1e6, 1e7, 1e8 scores + all-pairs 13,180 × 128
     python benchmarks/metrics.py --quick         # 1e5 and 1e6 scores, all-pairs on 3,000 embeddings (smoke run)
     python benchmarks/metrics.py --sklearn-max 1e7   # skip sklearn above 1e7 (its 1e8 run needs ~8 GB, minutes)
+    python benchmarks/metrics.py --real-only --embeddings PATH.npy   # all-pairs on real embeddings vs its floor only
+
+All-pairs on REAL embeddings (Omniglot's 13,180 evaluation images, 128-d, from a short CosFace run): ``--embeddings
+PATH`` names an .npy with its ``.labels.npy`` beside it, as ``veriloss embed`` writes them; without it the benchmark
+uses ``--cache`` (default /tmp/veriloss-bench/omniglot_cosface150/emb.npy) and, when that file is missing, makes it
+once (a few minutes on 2 cores) with::
+
+    veriloss train omniglot_cosface --set data.root=OMNIGLOT --set max_steps=150 --set validate.every_epochs=0 --out DIR
+    veriloss embed DIR --data test --out DIR/emb.npy
+
+(OMNIGLOT = ``--omniglot``, default ../shared/data/omniglot beside the repository). That case runs at ``--threads``
+(default 1) and times, in one process, ``veriloss.protocols.all_pairs`` (every metric, exact) against its floor: the
+same blocked matmul of every unordered pair (into a reused buffer), a 2^20-bin histogram of the scores (float32 bit
+bins: in-place integer ops on cache-sized chunks, ``index_add_`` into int32 counts) and the running exact top-M
+(M = ⌊1e-2·I⌋ + 1) — one pass, no metric. It prints both times (best of ``--repeats``, alternated; wall clock and
+process CPU time, the latter less disturbed by other jobs on a shared machine), their ratios, the extra peak RSS of
+each, and checks the metrics against the full score arrays scored in all_pairs' own blocks (exact equality).
 
 Every case runs in its own subprocess. The scores are generated there first (float32, in place, 1% genuine), then
 the peak-RSS counter is reset (/proc/self/clear_refs) and the call is timed; "extra peak" is the peak RSS above
@@ -139,7 +156,10 @@ def make_fn(case: str, lib: str, g: np.ndarray, i: np.ndarray):
     return (lambda: [eer(g, i).eer, min_dcf(g, i).min_dcf]), g.nbytes + i.nbytes
 
 
-def worker(case: str, lib: str, n: int, repeats: int) -> dict:
+def worker(case: str, lib: str, n: int, repeats: int, a=None) -> dict:
+    if case == "real":
+        torch.set_num_threads(a.threads)
+        return real_worker(lib, repeats, a.embeddings)
     if case == "allpairs":
         return allpairs_worker(lib, n)
     out: dict = {"case": case, "lib": lib, "n": n}
@@ -206,11 +226,175 @@ def allpairs_worker(lib: str, n: int) -> dict:
     return {**out, "time": t, "peak": peak, "result": res}
 
 
-# ------------------------------------------------------------------------------------------------ driver
-def run_case(case: str, lib: str, n: int, repeats: int, timeout: float) -> dict:
-    cmd = [sys.executable, __file__, "--worker", case, lib, str(n), "--repeats", str(repeats)]
+# ------------------------------------------------------------------------------------------------ real embeddings
+DEFAULT_CACHE = "/tmp/veriloss-bench/omniglot_cosface150/emb.npy"
+
+
+def real_embeddings(path: str, omniglot: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(embeddings, labels) from ``path`` and its .labels.npy; made with the CLI if missing (given ``omniglot``)."""
+    p = Path(path)
+    labels = p.with_name(p.stem + ".labels.npy")
+    if not (p.exists() and labels.exists()):
+        if omniglot is None:
+            raise FileNotFoundError(f"{p} or {labels} is missing")
+        cli = [sys.executable, "-c", "import sys; from veriloss.cli import main; sys.argv[0] = 'veriloss'; main()"]
+        train = ["train", "omniglot_cosface", "--set", f"data.root={omniglot}", "--set", "max_steps=150"]
+        train += ["--set", "validate.every_epochs=0", "--out", str(p.parent)]
+        for step in (train, ["embed", str(p.parent), "--data", "test", "--out", str(p)]):
+            print(f"making real embeddings: veriloss {' '.join(step)}", flush=True)
+            subprocess.run([*cli, *step], check=True, stdout=subprocess.DEVNULL)
+    return torch.from_numpy(np.load(p)), torch.from_numpy(np.load(labels))
+
+
+FLOOR_CHUNK = 1 << 17
+
+
+def floor_pass(x: torch.Tensor, top: int, block_size: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """The floor of an all-pairs evaluation: every unordered pair scored once (blocked matmul, strict upper triangle),
+    its 2^20-bin float32-bit histogram and running exact top-``top``; (counts, top values)."""
+    from veriloss.functional.normalize import l2_normalize
+    from veriloss.metrics._scores import TopAccumulator
+
+    e = l2_normalize(x.float(), dim=1).contiguous()
+    n = e.shape[0]
+    shift, off = 12, 0x7F800000 >> 12
+    counts = torch.zeros(2 * off + 1, dtype=torch.int32)  # < 2^31 scores here
+    acc = TopAccumulator(top)
+    sign, key = np.empty(FLOOR_CHUNK, np.int32), np.empty(FLOOR_CHUNK, np.int32)
+    tkey = torch.from_numpy(key)
+    ones = torch.ones(FLOOR_CHUNK, dtype=torch.int32)
+    tri = torch.triu(torch.ones(block_size, block_size, dtype=torch.bool), 1)
+    out = torch.empty(block_size * n)
+    for i0 in range(0, n, block_size):
+        i1 = min(n, i0 + block_size)
+        parts = [(e[i0:i1] @ e[i0:i1].T)[tri[: i1 - i0, : i1 - i0]]]
+        if i1 < n:
+            parts.append(torch.mm(e[i0:i1], e[i1:].T, out=out[: (i1 - i0) * (n - i1)].view(i1 - i0, n - i1)))
+        for part in parts:
+            flat = part.numpy().reshape(-1)
+            for c0 in range(0, flat.size, FLOOR_CHUNK):
+                c = flat[c0 : c0 + FLOOR_CHUNK]
+                m = c.size
+                v, t, k = c.view(np.int32), sign[:m], key[:m]
+                np.right_shift(v, 31, out=t)
+                np.bitwise_and(v, 0x7FFFFFFF, out=k)
+                np.bitwise_xor(k, t, out=k)
+                np.subtract(k, t, out=k)
+                np.right_shift(k, shift, out=k)
+                np.add(k, off, out=k)
+                counts.index_add_(0, tkey[:m], ones[:m])
+                acc.add(c)
+    return counts.numpy().astype(np.int64), acc.result()
+
+
+def all_pairs_arrays(x: torch.Tensor, y: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """(genuine, impostor) score arrays of every unordered pair, scored exactly as all_pairs scores them."""
+    import importlib
+
+    ap = importlib.import_module("veriloss.protocols.all_pairs")  # the module (the package exports the function)
+    gen, imp = [], []
+    for g, parts in ap._score_blocks(x, y):
+        gen.append(g)
+        imp += [p.copy() for p in parts]
+    return np.concatenate(gen), np.concatenate(imp)
+
+
+def real_worker(lib: str, repeats: int, path: str) -> dict:
+    from veriloss.metrics import auc, eer, min_dcf, tar_at_far
+    from veriloss.metrics._scores import floor_far_count
+    from veriloss.protocols import all_pairs
+
+    x, y = real_embeddings(path)
+    n = x.shape[0]
+    out: dict = {"case": "real", "lib": lib, "n": n, "threads": torch.get_num_threads()}
+
+    def metrics(r):
+        return [r.eer.eer, r.min_dcf[0].min_dcf, r.min_dcf[1].min_dcf, r.auc, *(t.tar for t in r.tar)]
+
+    if lib == "arrays":  # the oracle: the full arrays of the same scores, the array metrics
+        g, i = all_pairs_arrays(x, y)
+        res = [
+            eer(g, i).eer,
+            min_dcf(g, i).min_dcf,
+            min_dcf(g, i, 0.05).min_dcf,
+            auc(g, i),
+            *(t.tar for t in tar_at_far(g, i, FARS)),
+        ]
+        return {**out, "result": res, "n_genuine": int(g.size), "n_impostor": int(i.size)}
+    counts_y = np.bincount(y.numpy())
+    n_imp = n * (n - 1) // 2 - int(np.sum(counts_y * (counts_y - 1) // 2))
+    top = floor_far_count(max(FARS), n_imp) + 1
+    warm = x[:400], y[:400]
+    all_pairs(*warm, far=FARS)
+    floor_pass(warm[0], top)
+    best = {"floor": math.inf, "all_pairs": math.inf}
+    cpu = dict(best)
+    peak = {"floor": 0, "all_pairs": 0}
+    res = None
+    for _ in range(repeats):  # alternated, so that a busy moment of the machine hits both
+        for name in ("floor", "all_pairs"):
+            fn = (lambda: floor_pass(x, top)) if name == "floor" else (lambda: all_pairs(x, y, far=FARS))
+            c0 = time.process_time()
+            t, p, r = measure(fn, 1)
+            cpu[name] = min(cpu[name], time.process_time() - c0)
+            best[name] = min(best[name], t)
+            peak[name] = max(peak[name], p)
+            if name == "all_pairs":
+                res = metrics(r)
+    return {
+        **out,
+        "time": best["all_pairs"],
+        "cpu": cpu["all_pairs"],
+        "peak": peak["all_pairs"],
+        "floor_time": best["floor"],
+        "floor_cpu": cpu["floor"],
+        "floor_peak": peak["floor"],
+        "result": res,
+    }
+
+
+def real_case(a) -> None:
+    path = a.embeddings or a.cache
     try:
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=os.environ.copy())
+        x, _ = real_embeddings(path, None if a.embeddings else a.omniglot)
+    except (FileNotFoundError, subprocess.CalledProcessError) as err:
+        print(f"\nall-pairs on real embeddings: skipped ({err})")
+        return
+    print(
+        f"\nall-pairs on real embeddings {path}: {x.shape[0]} × {x.shape[1]}, {a.threads} thread(s), "
+        f"best of {a.repeats} (alternated)"
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": str(a.threads), "MKL_NUM_THREADS": str(a.threads)}
+    extra = ["--embeddings", path, "--threads", str(a.threads)]
+    mine = run_case("real", "veriloss", 0, a.repeats, a.timeout, extra, env)
+    ref = run_case("real", "arrays", 0, 1, a.timeout, extra, env)
+    if "error" in mine:
+        print(f"  veriloss: {mine['error']}")
+        return
+    print(f"  {'':<52}{'wall':>8}  {'CPU':>8}  extra peak RSS")
+    for name, key in (("floor (blocked matmul + 2^20-bin histogram + top-M)", "floor_"), ("veriloss all_pairs", "")):
+        print(f"  {name:<52}{mine[key + 'time']:7.2f}s  {mine[key + 'cpu']:7.2f}s  {fmt_bytes(mine[key + 'peak'])}")
+    print(
+        f"  ratio all_pairs / floor: {mine['time'] / mine['floor_time']:.2f}× wall, "
+        f"{mine['cpu'] / mine['floor_cpu']:.2f}× CPU  (target ≤ 2×)"
+    )
+    names = ["EER", "minDCF 0.01", "minDCF 0.05", "AUC", *(f"TAR@{f:g}" for f in FARS)]
+    print("  " + "  ".join(f"{k} {v:.6f}" for k, v in zip(names, mine["result"])))
+    if "error" in ref:
+        print(f"  oracle (full score arrays): {ref['error']}")
+    else:
+        same = all(u == v for u, v in zip(ref["result"], mine["result"]))
+        print(
+            f"  equal to the metrics of the full score arrays ({ref['n_genuine']} genuine, "
+            f"{ref['n_impostor']} impostor): {same}"
+        )
+
+
+# ------------------------------------------------------------------------------------------------ driver
+def run_case(case: str, lib: str, n: int, repeats: int, timeout: float, extra=(), env=None) -> dict:
+    cmd = [sys.executable, __file__, "--worker", case, lib, str(n), "--repeats", str(repeats), *extra]
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env or os.environ.copy())
     except subprocess.TimeoutExpired:
         return {"case": case, "lib": lib, "n": n, "error": f"timed out after {timeout:.0f} s"}
     if p.returncode != 0:
@@ -233,11 +417,19 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--sklearn-max", type=float, default=1e8, help="largest n at which sklearn runs")
     ap.add_argument("--timeout", type=float, default=600.0, help="per-case limit in seconds")
+    ap.add_argument("--real-only", action="store_true", help="only the all-pairs case on real embeddings")
+    ap.add_argument("--embeddings", help="real embeddings (.npy, with .labels.npy beside it) for the all-pairs case")
+    ap.add_argument("--cache", default=DEFAULT_CACHE, help="where to make the real embeddings when missing")
+    ap.add_argument("--omniglot", default=str(Path(__file__).resolve().parents[2] / "shared/data/omniglot"))
+    ap.add_argument("--threads", type=int, default=1, help="torch threads of the real-embeddings case")
     ap.add_argument("--worker", nargs=3, metavar=("CASE", "LIB", "N"), help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.worker:
         case, lib, n = a.worker
-        print(json.dumps(worker(case, lib, int(float(n)), a.repeats)))
+        print(json.dumps(worker(case, lib, int(float(n)), a.repeats, a)))
+        return
+    if a.real_only:
+        real_case(a)
         return
 
     sizes = [10**5, 10**6] if a.quick else [10**6, 10**7, 10**8]
@@ -306,6 +498,7 @@ def main() -> None:
             f"  speed-up {ref['time'] / mine['time']:.1f}×, memory ratio {ref['peak'] / max(mine['peak'], 1):.1f}×,"
             f" values agree: {agrees(ref['result'], mine['result'], 1e-9)}"
         )
+    real_case(a)
 
 
 if __name__ == "__main__":

@@ -124,3 +124,176 @@ def test_mixed_precision_auc_is_exact():
     i = np.array([0.5 + 1e-12, 0.5 - 1e-12, 0.5, 0.25 + 1e-13, 0.1])
     s = summarize(g, i, top=5, p_targets=(0.01, 0.5))
     assert auc(g, s) == auc(g, i) and eer(g, s) == eer(g, i) and min_dcf(g, s, 0.5) == min_dcf(g, i, 0.5)
+
+
+# ---------------------------------------------------------------------------------------- one pass (prepare first)
+def _float32_data(kind: str, seed: int):
+    """Float32 genuine / impostor scores, including adversarial layouts for the one-pass counter."""
+    rng = np.random.default_rng(seed)
+    f = np.float32
+    if kind in ("cosine", "tied"):
+        return _data(kind, seed)
+    if kind == "out_of_range":
+        g, i = _data(kind, seed)
+        return g.astype(f), i.astype(f)
+    if kind == "concentrated":  # real-like: many genuine values inside the impostor bulk, most bins "dense"
+        return rng.normal(0.45, 0.2, 6000).astype(f), rng.normal(0.05, 0.15, 60000).astype(f)
+    if kind == "one_bin":  # every score in one bin of 2^12 float32 values (both kinds, many ties)
+        base = np.float32(0.5).view(np.int32)
+        return (base + rng.integers(0, 4096, 700)).astype(np.int32).view(f), (
+            base + rng.integers(0, 4096, 30000)
+        ).astype(np.int32).view(f)
+    if kind == "genuine_equal_impostor":  # every genuine value is also an impostor value, several times
+        i = np.round(rng.normal(0.0, 0.3, 30000), 3).astype(f)
+        return rng.choice(i, 900), i
+    if kind == "adjacent":  # genuine values one ulp apart (cells cannot separate them) amid impostors
+        base = np.float32(0.25).view(np.int32) + rng.integers(0, 1 << 14, 300)
+        g = np.concatenate([base, base + 1]).astype(np.int32).view(f)
+        i = (np.float32(0.25).view(np.int32) + rng.integers(-100, (1 << 14) + 100, 40000)).astype(np.int32).view(f)
+        return g, i
+    if kind == "zeros":  # signed zeros and subnormals on both sides
+        vals = np.array([0.0, -0.0, 1e-45, -1e-45, 1e-40, -1e-40, 0.5, -0.5], dtype=f)
+        return rng.choice(vals, 200), rng.choice(vals, 5000)
+    raise AssertionError(kind)
+
+
+def _one_pass(g, i, bits=11, sample="rows", top=0, ps=(0.01, 0.05), block=7777, n=None, **kw):
+    b = SummaryBuilder(top=top, mantissa_bits=bits)
+    if isinstance(sample, str):
+        sample = [i[k : k + 997] for k in range(0, i.size, 997 * 7)] if sample == "rows" else None
+    b.prepare(g, sample=sample, p_targets=ps, n=n, **kw)
+    for k in range(0, i.size, block):
+        b.add(i[k : k + block])
+    b.plan(g, p_targets=ps)
+    second = b.needs_second_pass
+    if second:
+        for k in range(0, i.size, block):
+            b.refine(i[k : k + block])
+    return b.build(), second
+
+
+def _same_summary(a, b):
+    """Two summaries hold the same information: histogram, top, refined bins and values, AUC."""
+    assert a.n == b.n and a.shift == b.shift
+    np.testing.assert_array_equal(a.counts, b.counts)
+    np.testing.assert_array_equal(a.top, b.top)
+    np.testing.assert_array_equal(a.refined_bins, b.refined_bins)
+    np.testing.assert_array_equal(a.refined_values, b.refined_values)
+    assert a.auc_state == b.auc_state
+
+
+KINDS = ["cosine", "tied", "out_of_range", "concentrated", "one_bin", "genuine_equal_impostor", "adjacent", "zeros"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("bits", [0, 4, 11, 13])
+def test_one_pass_equals_two_passes_and_full_arrays(kind, bits):
+    g, i = _float32_data(kind, 0)
+    ps = (0.01, 0.05, 0.5)
+    top = int(0.1 * i.size) + 1
+    two = summarize(g, i, top=top, mantissa_bits=bits, p_targets=ps, block=7777)
+    for sample, n in (("rows", i.size), ("rows", None), (None, i.size)):
+        one, _ = _one_pass(g, i, bits, sample, top=top, ps=ps, n=n)
+        _same_summary(one, two)
+    assert eer(g, one) == eer(g, i)
+    for p in ps:
+        assert min_dcf(g, one, p) == min_dcf(g, i, p)
+    assert auc(g, one) == auc(g, i)
+    assert tar_at_far(g, one, [*FARS[:1], 0.05]) == tar_at_far(g, i, [*FARS[:1], 0.05])
+    r1, r2 = roc(g, one), roc(g, two)
+    assert np.array_equal(r1.far, r2.far) and np.array_equal(r1.tar, r2.tar)
+
+
+@pytest.mark.parametrize("kind", ["concentrated", "adjacent", "cosine"])
+@pytest.mark.parametrize("max_cells", [1, 64, 1 << 21])
+def test_one_pass_with_few_cells_keeps_scores_instead(kind, max_cells):
+    # few cells: bins (or cells) holding several genuine values keep their scores; the result cannot change
+    g, i = _float32_data(kind, 1)
+    one, _ = _one_pass(g, i, top=50, n=i.size, max_cells=max_cells)
+    _same_summary(one, summarize(g, i, top=50, p_targets=(0.01, 0.05), block=7777))
+
+
+def test_one_pass_int32_counters_move_to_int64(monkeypatch):
+    import veriloss.metrics.summary as summary
+
+    monkeypatch.setattr(summary, "_FLUSH_AT", 5000)  # as if 2^31 scores had been counted
+    g, i = _float32_data("concentrated", 2)
+    one, _ = _one_pass(g, i, top=30, n=i.size, block=3000)
+    _same_summary(one, summarize(g, i, top=30, p_targets=(0.01, 0.05)))
+
+
+def test_one_pass_needs_a_second_pass_only_when_a_prediction_missed():
+    g, i = _float32_data("cosine", 3)
+    rows = [i[k : k + 1000] for k in range(0, i.size, 1000)]  # every score: the predictions are right
+    _, second = _one_pass(g, i, sample=rows, top=int(0.01 * i.size) + 1, n=i.size)
+    assert not second
+    _, second = _one_pass(g, i, sample=None, top=5, n=i.size)  # no sample: nothing predicted
+    assert second
+    shifted = [r + np.float32(0.4) for r in rows]  # a misleading sample: wrong bins kept, a too high top
+    one, second = _one_pass(g, i, sample=shifted, top=int(0.01 * i.size) + 1, n=i.size)
+    assert second
+    _same_summary(one, summarize(g, i, top=int(0.01 * i.size) + 1, p_targets=(0.01, 0.05)))
+    one, second = _one_pass(g, i, sample=rows, top=int(0.01 * i.size) + 1, n=10 * i.size)  # wrong n: top missed
+    assert second
+    _same_summary(one, summarize(g, i, top=int(0.01 * i.size) + 1, p_targets=(0.01, 0.05)))
+
+
+def test_one_pass_takes_float32_values_in_any_dtype():
+    g, i = _float32_data("cosine", 4)
+    ref = summarize(g, i, top=20, p_targets=(0.01,))
+    b = SummaryBuilder(top=20)
+    b.prepare(torch.from_numpy(g).double(), sample=[i[:3000]], n=i.size)
+    b.add(i[:10000].astype(np.float64))  # float64 holding float32 values
+    b.add(torch.from_numpy(i[10000:20000]))
+    b.add(i[20000:].reshape(-1, 100))
+    b.plan(g.astype(np.float64))
+    if b.needs_second_pass:
+        for part in (i[:20000], i[20000:]):
+            b.refine(part)
+    s = b.build()
+    assert eer(g, s) == eer(g, ref) and min_dcf(g, s) == min_dcf(g, ref) and auc(g, s) == auc(g, ref)
+    h = np.float16([0.25, 0.5, -0.125])
+    b = SummaryBuilder(top=3)
+    b.prepare(h.astype(np.float32))
+    b.add(h)
+    b.plan(h.astype(np.float32))
+    if b.needs_second_pass:  # no sample given: nothing was predicted, the EER bins are refined in a second pass
+        b.refine(h)
+    assert b.build().top.tolist() == [0.5, 0.25, -0.125]
+
+
+def test_one_pass_errors_name_the_problem():
+    g, i = _float32_data("cosine", 5)
+    b = SummaryBuilder()
+    with pytest.raises(ValueError, match="float32 values"):
+        b.prepare(np.array([0.1, 0.2]))  # float64 genuine scores that float32 cannot hold
+    b.prepare(g)
+    with pytest.raises(RuntimeError, match="prepare\\(\\) comes once"):
+        b.prepare(g)
+    with pytest.raises(ValueError, match="impostor scores must be float32 values"):
+        b.add(np.array([0.1, 0.3]))
+    b.add(i)
+    with pytest.raises(RuntimeError, match="call plan\\(\\) before build"):
+        b.build()
+    with pytest.raises(ValueError, match="genuine scores that prepare\\(\\) was given"):
+        b.plan(g[:-1])
+    b = SummaryBuilder()
+    b.add(i)
+    with pytest.raises(RuntimeError, match="before add"):
+        b.prepare(g)
+    with pytest.raises(ValueError, match="max_cells"):
+        SummaryBuilder().prepare(g, max_cells=0)
+
+
+def test_one_pass_without_auc_or_eer():
+    g, i = _float32_data("cosine", 6)
+    b = SummaryBuilder(top=10)
+    b.prepare(g, sample=[i[:5000]], eer=False, p_targets=(0.05,))
+    b.add(i)
+    b.plan(g, p_targets=(0.05,), auc=False, eer=False)
+    if b.needs_second_pass:
+        b.refine(i)
+    s = b.build()
+    assert s.auc_state is None and min_dcf(g, s, 0.05) == min_dcf(g, i, 0.05)
+    with pytest.raises(ValueError, match="no AUC"):
+        auc(g, s)
