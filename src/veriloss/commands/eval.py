@@ -8,7 +8,7 @@
   --keys) or ``.pt`` (a dict with "embeddings" and "labels" and/or "keys").
 
 Both write ``metrics.json``, ``metrics.md``, ``roc.png``, ``det.png`` and ``hist.png`` (each atomically) into --out
-(default ``eval/<name>``) and print the markdown table. Definitions: docs/EVALUATION.md.
+(default ``eval/<name>``) and print the markdown table. Definitions: docs/evaluation.md.
 """
 
 from __future__ import annotations
@@ -40,6 +40,15 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, help="output directory (default eval/<name>)")
     p.add_argument("--title", help="title of the table and plots")
     p.add_argument("--no-plots", action="store_true", help="write metrics.json and metrics.md only")
+    p.add_argument(
+        "--bootstrap",
+        type=int,
+        default=0,
+        metavar="N",
+        help="subject-level bootstrap intervals from N replicates (identities resampled; 0 = off) [0]",
+    )
+    p.add_argument("--level", type=float, default=0.95, help="confidence level of the bootstrap intervals [0.95]")
+    p.add_argument("--bootstrap-seed", type=int, default=0, help="seed of the bootstrap draws [0]")
 
 
 def add_parser(sub) -> None:
@@ -256,12 +265,38 @@ def _run_scores(args: argparse.Namespace, out: Path, fars: list[float], ps: list
         labels = read_labels(args.labels)
         truth = args.labels
     _check_both_kinds(labels, str(truth))
+    _check_bootstrap(args)
+    if args.bootstrap and trials is None:
+        raise ValueError("--bootstrap resamples identities, which --labels does not name; use --trials instead")
     systems = []
     for name, path in zip(names, args.scores):
         s = read_scores(path, labels.size, trials)
-        systems.append((name, s[labels], s[~labels], {"scores": str(path)}))
+        boot = _trial_bootstrap(args, s, labels, trials, fars, ps)
+        systems.append((name, s[labels], s[~labels], {"scores": str(path)}, boot))
     meta = {"command": "scores", "truth": str(truth), "far": fars, "p_targets": ps}
     return _report(args, out, systems, fars, ps, meta)
+
+
+def _check_bootstrap(args: argparse.Namespace) -> None:
+    if args.bootstrap < 0:
+        raise ValueError(f"--bootstrap must be ≥ 0 (0 = no intervals), got {args.bootstrap}")
+    if not (0.0 < args.level < 1.0):
+        raise ValueError(f"--level must be in the open interval (0, 1), e.g. 0.95, got {args.level}")
+    if args.bootstrap_seed < 0:
+        raise ValueError(f"--bootstrap-seed must be ≥ 0, got {args.bootstrap_seed}")
+
+
+def _trial_bootstrap(args, scores: np.ndarray, labels: np.ndarray, trials, fars: list, ps: list):
+    """Subject bootstrap of a scored trial list (identity = first path component of each key), or None."""
+    if not args.bootstrap:
+        return None
+    from ..protocols.bootstrap import bootstrap_trials, key_identity
+
+    ea = [key_identity(k) for k in trials.enroll]
+    eb = [key_identity(k) for k in trials.test]
+    return bootstrap_trials(
+        scores, labels, ea, eb, fars, ps, replicates=args.bootstrap, level=args.level, seed=args.bootstrap_seed
+    )
 
 
 def _check_both_kinds(labels: np.ndarray, source: str) -> None:
@@ -410,7 +445,7 @@ def _trial_scores(args, kind: str, path: Path, x: torch.Tensor, keys: list[str] 
             "thresholds": acc.thresholds.tolist(),
         }
     meta["list_format"] = "lfw" if lfw else ("pairs" if kind == "pairs" else args.format)
-    return s, labels, extra, meta
+    return s, labels, extra, meta, trials
 
 
 def _ijb_files(folder: Path) -> tuple[Path, Path, Path | None]:
@@ -465,13 +500,16 @@ def run_embeddings(args: argparse.Namespace) -> int:
         raise ValueError("--top-k is for adaptive score normalization; give --score-norm too")
     if kind != "ijb" and (args.flip or args.flipped or args.norm or args.detector):
         raise ValueError("--flip, --flipped, --norm and --detector apply to --protocol ijb only")
+    _check_bootstrap(args)
+    if args.bootstrap and kind == "ijb":
+        raise ValueError("--bootstrap is not available for --protocol ijb (its templates do not name identities)")
     name = args.name or _beside(args.embeddings, "").name
     with _report_folder(args, name) as out:
         return _run_embeddings(args, out, name, kind, ppath, fars, ps)
 
 
 def _run_embeddings(args, out: Path, name: str, kind: str, ppath: Path | None, fars: list, ps: list) -> int:
-    from ..protocols import all_pairs
+    from ..protocols import all_pairs, bootstrap_all_pairs
 
     x, labels, keys = load_embeddings(args.embeddings, args.labels, args.keys)
     meta: dict = {"command": "embeddings", "embeddings": str(args.embeddings), "protocol": kind, "far": fars}
@@ -488,15 +526,22 @@ def _run_embeddings(args, out: Path, name: str, kind: str, ppath: Path | None, f
             )
         result = all_pairs(x, labels, far=fars, p_targets=ps)
         genuine, impostor = result.genuine, result.impostor
+        boot = None
+        if args.bootstrap:
+            boot = bootstrap_all_pairs(
+                x, labels, fars, ps, replicates=args.bootstrap, level=args.level, seed=args.bootstrap_seed
+            )
     else:
+        trials = None
         if kind == "ijb":
             s, y, more = _ijb_scores(args, ppath, x)
         else:
-            s, y, extra, more = _trial_scores(args, kind, ppath, x, keys)
+            s, y, extra, more, trials = _trial_scores(args, kind, ppath, x, keys)
         meta.update(more)
         _check_both_kinds(y, str(ppath))
         genuine, impostor = s[y], s[~y]
-    return _report(args, out, [(name, genuine, impostor, extra)], fars, ps, meta)
+        boot = _trial_bootstrap(args, s, y, trials, fars, ps)
+    return _report(args, out, [(name, genuine, impostor, extra, boot)], fars, ps, meta)
 
 
 # --- output
@@ -517,16 +562,19 @@ def _report_folder(args, default_name: str):
 def _report(args, out: Path, systems: list, fars: list[float], ps: list[float], meta: dict) -> int:
     from ..report.tables import metrics_markdown, system_metrics, write_metrics
 
-    records = [system_metrics(n, g, i, fars, ps, extra=ex) for n, g, i, ex in systems]
+    records = [system_metrics(n, g, i, fars, ps, extra=ex, bootstrap=b) for n, g, i, ex, b in systems]
+    if args.bootstrap:
+        meta["bootstrap"] = {"replicates": args.bootstrap, "level": args.level, "seed": args.bootstrap_seed}
     md_path, js_path = write_metrics(out, records, title=args.title, meta=meta)
     written = [md_path, js_path]
     if not args.no_plots:
         from ..report.histograms import score_histograms
         from ..report.plots import det_plot, roc_plot
 
-        curves = {n: (g, i) for n, g, i, _ in systems}
-        written.append(roc_plot(curves, out / "roc.png", far=fars, title=args.title))
-        written.append(det_plot(curves, out / "det.png", far=fars, title=args.title))
+        curves = {n: (g, i) for n, g, i, _, _ in systems}
+        bands = {n: b for n, _, _, _, b in systems if b is not None} or None
+        written.append(roc_plot(curves, out / "roc.png", far=fars, title=args.title, intervals=bands))
+        written.append(det_plot(curves, out / "det.png", far=fars, title=args.title, intervals=bands))
         written.append(score_histograms(curves, out / "hist.png", title=args.title))
     for stale in set(REPORT_FILES) - {p.name for p in written}:
         (out / stale).unlink(missing_ok=True)  # plots of an earlier report would pair with these metrics

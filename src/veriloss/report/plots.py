@@ -1,4 +1,4 @@
-"""ROC and DET plots of one or several systems (docs/EVALUATION.md §Metrics), on an Axes or written as PNG.
+"""ROC and DET plots of one or several systems (docs/evaluation.md §Metrics), on an Axes or written as PNG.
 
 A *systems* argument is a mapping ``name → (genuine, impostor)``; ``impostor`` is a score array or an
 :class:`~veriloss.metrics.ImpostorSummary` (the all-pairs protocol's reduced form). The curves are exact ROC points
@@ -15,6 +15,9 @@ marked TAR@FAR=f (its admitted impostors and accepted genuines) is a vertex of t
   limit to 50%; the FRR range follows the data (at least 1%–50%); the EER is marked on the FAR = FRR diagonal.
 * TAR@FAR markers are drawn for measurable FARs only (on the DET, where 0 < TAR < 1); the not-measurable ones are
   listed under the plot.
+* ``intervals`` (name → :class:`~veriloss.metrics.BootstrapResult`) draws each marked TAR@FAR's bootstrap interval
+  as a vertical bar through the marker (on the DET, over FRR = 1 − TAR) and, on the DET, the EER's interval as a
+  bar along the FAR = FRR diagonal.
 * On its own figure the systems' legend (name and EER) sits below the axes; on an ``ax`` given by the caller one
   legend inside the axes holds everything. Names longer than 80 characters are shortened in the middle.
 * Curves with more than ``max_points`` points are thinned for drawing to points on a log-FAR grid and a linear
@@ -219,6 +222,7 @@ def roc_plot(
     far_min: float = 1e-6,
     max_points: int = 6000,
     ax: Axes | None = None,
+    intervals: Mapping[str, object] | None = None,
 ) -> Path | Axes:
     """ROC curves (TAR against FAR on a log axis) of several systems, with each one's TAR@FAR=f points marked.
 
@@ -246,6 +250,9 @@ def roc_plot(
         shown.append(t[max(0, int(np.searchsorted(f, x_lo, side="right")) - 1)])
         if c.marks:
             ax.plot([p.far_target for p in c.marks], [p.tar for p in c.marks], "o", color=style["color"], ms=4)
+        for f, lo, hi in _tar_bands(intervals, c):
+            ax.vlines(f, lo, hi, color=style["color"], lw=1.2)
+            shown.append(lo)
     _one_over_n(ax, curves)
     ax.set_xscale("log")
     ax.set_xlim(x_lo, 1.0)
@@ -256,7 +263,38 @@ def roc_plot(
         Line2D([], [], marker="o", ls="", color="0.4", ms=4, label="TAR@FAR"),
         Line2D([], [], ls=":", color="0.4", lw=0.8, label="FAR = 1/N"),
     ]
+    keys += _band_key(intervals)
     return _finish(ax, own, path, title, handles, keys, bad, "lower right")
+
+
+def _check_intervals(intervals: Mapping[str, object] | None) -> dict:
+    from ..metrics.bootstrap import BootstrapResult
+
+    if intervals is None:
+        return {}
+    if not isinstance(intervals, Mapping) or not all(isinstance(v, BootstrapResult) for v in intervals.values()):
+        raise ValueError("intervals must map system names to BootstrapResult (veriloss.metrics.bootstrap_scores …)")
+    return dict(intervals)
+
+
+def _tar_bands(intervals: Mapping[str, object] | None, c: _Curve) -> list[tuple[float, float, float]]:
+    """(FAR, low, high) of the bootstrap interval at each of the curve's marked TAR@FAR points that has one."""
+    boot = _check_intervals(intervals).get(c.name)
+    if boot is None:
+        return []
+    out = []
+    for p in c.marks:
+        m = boot.metrics.get(f"tar@far={p.far_target:g}")
+        if m is not None and math.isfinite(m.low) and math.isfinite(m.high):
+            out.append((p.far_target, m.low, m.high))
+    return out
+
+
+def _band_key(intervals: Mapping[str, object] | None) -> list[Line2D]:
+    boots = list(_check_intervals(intervals).values())
+    if not boots:
+        return []
+    return [Line2D([], [], ls="-", color="0.4", lw=1.2, label=f"{100 * boots[0].level:g}% subject bootstrap")]
 
 
 def _line_style(i: int) -> dict:
@@ -286,6 +324,7 @@ def det_plot(
     far_min: float = 1e-6,
     max_points: int = 6000,
     ax: Axes | None = None,
+    intervals: Mapping[str, object] | None = None,
 ) -> Path | Axes:
     """DET curves (FRR against FAR, both on normal-deviate axes labelled in %) of several systems.
 
@@ -322,6 +361,13 @@ def det_plot(
         ok = [p for p in c.marks if 0 < p.tar < 1]  # FRR = 0 or 1 is off the probit axes
         if ok:
             ax.plot(_probit([p.far_target for p in ok]), _probit([1 - p.tar for p in ok]), "o", color=color, ms=4)
+        for f, lo, hi in _tar_bands(intervals, c):
+            y = _probit(np.clip([1 - hi, 1 - lo], _OFF_AXIS, 1 - _OFF_AXIS))
+            ax.vlines(_probit([f])[0], y[0], y[1], color=color, lw=1.2)
+        boot = _check_intervals(intervals).get(c.name)
+        if boot is not None and 0 < boot.eer.low and boot.eer.high < 1:
+            d = _probit([boot.eer.low, boot.eer.high])
+            ax.plot(d, d, color=color, lw=2.5, alpha=0.6)
     _one_over_n(ax, curves, where=lambda v: _probit([v])[0])
     y_min = min([0.01, *frr_seen])
     y_max = max([0.5, *frr_seen])
@@ -346,4 +392,5 @@ def det_plot(
         Line2D([], [], ls="--", color="0.6", lw=0.7, label="FAR = FRR"),
         Line2D([], [], ls=":", color="0.4", lw=0.8, label="FAR = 1/N"),
     ]
+    keys += _band_key(intervals)
     return _finish(ax, own, path, title, handles, keys, bad, "upper right")

@@ -1,4 +1,4 @@
-"""Metrics tables: one record per system (docs/EVALUATION.md §Metrics), rendered as markdown and JSON.
+"""Metrics tables: one record per system (docs/evaluation.md §Metrics), rendered as markdown and JSON.
 
 A *system record* is a plain, JSON-ready dict built by :func:`system_metrics`::
 
@@ -7,6 +7,12 @@ A *system record* is a plain, JSON-ready dict built by :func:`system_metrics`::
      "tar_at_far": [{"far", "measurable", "tar", "threshold", "k", "impostors_admitted", "far_achieved",
                      "genuine_accepted", "impostors_needed"}, ...],
      ...extra keys (e.g. "fold_accuracy": {"mean", "std", "standard_error", "accuracies"})}
+
+With a subject bootstrap (:mod:`veriloss.metrics.bootstrap`) the record also holds ``"bootstrap": {"replicates",
+"level", "seed", "n_identities"}`` and a ``"ci": {"low", "high", "impostors", "undefined"}`` beside each value:
+``"eer_ci"`` at the top level and ``"ci"`` in each min_dcf and tar_at_far entry ("impostors": the impostor pairs
+the point estimate's threshold rests on; "undefined": replicates without a value). The markdown shows the interval
+in brackets after each value.
 
 Rates are fractions (the markdown shows %). Choices: a threshold of ±inf ("reject everything") and every value of
 a not-measurable TAR@FAR (f·N < 1) are ``null`` in JSON, so the file is strict JSON; "impostors_needed" = ⌈1/f⌉
@@ -52,13 +58,15 @@ def system_metrics(
     c_miss: float = 1.0,
     c_fa: float = 1.0,
     extra: Mapping[str, object] | None = None,
+    bootstrap: object | None = None,
 ) -> dict:
     """Every verification metric of one system as a JSON-ready record (layout in the module docstring).
 
     TAR@FAR (exact definition, with the impostors admitted), EER (interpolated) with its threshold, normalized
     minDCF for each ``p_targets`` and AUC, computed by :mod:`veriloss.metrics`. ``impostor`` is a score array or an
     :class:`~veriloss.metrics.ImpostorSummary` (built for these FARs and p_targets, as the all-pairs protocol does).
-    ``extra`` entries are copied into the record (they must be JSON-serializable).
+    ``extra`` entries are copied into the record (they must be JSON-serializable). ``bootstrap``, a
+    :class:`~veriloss.metrics.BootstrapResult` of the same FARs and p_targets, adds the intervals.
     """
     fars, _ = check_fars(list(far))
     g = as_scores(genuine, "genuine")
@@ -102,9 +110,35 @@ def system_metrics(
                 "impostors_needed": math.ceil(1 / t.far_target),
             }
         )
+    if bootstrap is not None:
+        _add_intervals(record, bootstrap)
     if extra:
         record.update(extra)
     return record
+
+
+def _ci(m) -> dict:
+    return {"low": _finite(m.low), "high": _finite(m.high), "impostors": m.impostors, "undefined": m.undefined}
+
+
+def _add_intervals(record: dict, boot) -> None:
+    from ..metrics.bootstrap import BootstrapResult, _dcf_key, _tar_key
+
+    if not isinstance(boot, BootstrapResult):
+        raise ValueError(f"bootstrap must be a BootstrapResult (veriloss.metrics.bootstrap), got {type(boot).__name__}")
+    record["bootstrap"] = {
+        "replicates": boot.replicates,
+        "level": boot.level,
+        "seed": boot.seed,
+        "n_identities": int(boot.identities.size),
+    }
+    record["eer_ci"] = _ci(boot.eer)
+    for m in record["min_dcf"]:
+        if _dcf_key(m["p_target"]) in boot.metrics:
+            m["ci"] = _ci(boot.metrics[_dcf_key(m["p_target"])])
+    for t in record["tar_at_far"]:
+        if _tar_key(t["far"]) in boot.metrics:
+            t["ci"] = _ci(boot.metrics[_tar_key(t["far"])])
 
 
 def _records(systems: Mapping | Sequence[Mapping]) -> list[Mapping]:
@@ -129,10 +163,18 @@ def _far_label(f: float) -> str:
     return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
 
 
+def _interval(ci: Mapping | None, scale: float, digits: int) -> str:
+    """`` [low, high]`` of a bootstrap interval ("" without one; "n/a" for an undefined end)."""
+    if not ci:
+        return ""
+    ends = ["n/a" if v is None else f"{scale * v:.{digits}f}" for v in (ci["low"], ci["high"])]
+    return f" [{ends[0]}, {ends[1]}]"
+
+
 def _tar_cell(t: Mapping) -> str:
     if not t["measurable"]:
         return "not measurable"
-    return f"{100 * t['tar']:.2f} ({t['impostors_admitted']:,})"
+    return f"{100 * t['tar']:.2f}{_interval(t.get('ci'), 100, 2)} ({t['impostors_admitted']:,})"
 
 
 def metrics_markdown(systems: Mapping | Sequence[Mapping], title: str | None = None) -> str:
@@ -152,14 +194,14 @@ def metrics_markdown(systems: Mapping | Sequence[Mapping], title: str | None = N
         cols.append(f"{'/'.join(str(k) for k in sorted(folds))}-fold acc %")
     lines = ["| " + " | ".join(cols) + " |", "|" + "|".join(["---"] + ["---:"] * (len(cols) - 1)) + "|"]
     for r in rows:
-        dcf = {m["p_target"]: m["min_dcf"] for m in r.get("min_dcf", [])}
+        dcf = {m["p_target"]: f"{m['min_dcf']:.4f}{_interval(m.get('ci'), 1, 4)}" for m in r.get("min_dcf", [])}
         tar = {t["far"]: t for t in r["tar_at_far"]}
         cells = [
             _cell(r["name"]),
             f"{r['n_genuine']:,}",
             f"{r['n_impostor']:,}",
-            f"{100 * r['eer']:.3f}",
-            *(f"{dcf[p]:.4f}" if p in dcf else "" for p in ps),
+            f"{100 * r['eer']:.3f}{_interval(r.get('eer_ci'), 100, 3)}",
+            *(dcf.get(p, "") for p in ps),
             f"{r['auc']:.6f}",
             *(_tar_cell(tar[f]) if f in tar else "" for f in fars),
         ]
@@ -171,6 +213,13 @@ def metrics_markdown(systems: Mapping | Sequence[Mapping], title: str | None = N
         "TAR@FAR cells: TAR in % and, in parentheses, the impostors the threshold admits (at most ⌊FAR·N⌋ of N "
         "impostor scores); *not measurable*: FAR·N < 1."
     )
+    boots = [r["bootstrap"] for r in rows if r.get("bootstrap")]
+    if boots:
+        b = boots[0]
+        note += (
+            f" Brackets: {100 * b['level']:g}% subject-bootstrap intervals ({b['replicates']:,} replicates over "
+            f"{b['n_identities']:,} identities, seed {b['seed']}; identities resampled, docs/evaluation.md)."
+        )
     head = f"## {title}\n\n" if title else ""
     return head + "\n".join(lines) + "\n\n" + note + "\n"
 
