@@ -125,6 +125,7 @@ def test_the_packaged_datasets_their_order_keys_and_defaults():
         "test_identities",
         "samples_per_identity",
         "seed",
+        "validation_identities",
     ]
     crops = {name: describe_dataset(name)["parameters"]["crop_seconds"] for name in PACKAGED[4:]}
     assert crops == {"speechocean": 2.0, "synthetic-audio": None, "audio-folder": 2.0, "audio-list": 2.0}
@@ -181,7 +182,7 @@ def test_check_dataset_config_reports_every_problem_and_touches_nothing(monkeypa
         check_dataset_config(bad, where="bench.data")
     assert str(info.value).splitlines() == [
         "unknown bench.data key(s) seed for 'omniglot'; valid keys: name, image_size, augment, skip_corrupt, root, "
-        "rotations",
+        "rotations, validation_alphabets",
         "bench.data.root is required for 'omniglot' (a path): it has no default",
         "bench.data.image_size must be an integer, got '28'",
         "bench.data.augment must be true or false, got 'yes'",

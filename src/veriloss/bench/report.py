@@ -15,7 +15,12 @@ Choices:
   ``history.jsonl`` (rows of a resumed session replace those of the session before, by step);
 * wall time: the sum over a run's sessions of trainer construction, training and final evaluation, in this
   bench (steps replayed after a resume from the last checkpoint count twice);
-* DET: the lowest finished seed of each variant that has ``scores.npz``.
+* DET: the lowest finished seed of each variant that has ``scores.npz``;
+* split: every number is on the split the runs evaluate (``validate.split``: test, or validation: identities held
+  out of training); the report says which;
+* comparison (``baseline`` given): every variant against the baseline from the runs' ``bootstrap.npz``
+  (:mod:`.compare`): per-seed differences, a paired interval over seeds and subjects, a verdict per metric; runs
+  without the file are listed as lacking it.
 """
 
 from __future__ import annotations
@@ -29,10 +34,21 @@ import numpy as np
 
 from ..report._atomic import write_text
 from ..report.tables import _far_label
+from .bootstrap import BOOTSTRAP_NAME, BOOTSTRAP_SETTINGS, load_bootstrap
+from .compare import compare_runs
 from .runner import BENCH_NAME, RunSpec, Variant, read_finished
 from .scores import SCORES_NAME, load_scores
 
-__all__ = ["REPORT_FARS", "collect", "report_markdown", "run_record", "stat", "write_report"]
+__all__ = [
+    "REPORT_FARS",
+    "collect",
+    "comparison_metrics",
+    "evaluated_split",
+    "report_markdown",
+    "run_record",
+    "stat",
+    "write_report",
+]
 
 #: the FARs of the bench tables
 REPORT_FARS = (1e-3, 1e-4, 1e-5, 1e-6)
@@ -99,6 +115,7 @@ def run_record(spec: RunSpec, far: Sequence[float] = REPORT_FARS) -> dict:
         "sessions": len(sessions),
         "threads": sorted({s["threads"] for s in sessions if "threads" in s}),
         "scores": (spec.dir / SCORES_NAME).exists(),
+        "bootstrap": (spec.dir / BOOTSTRAP_NAME).exists(),
     }
     if doc is None:
         return rec
@@ -133,14 +150,63 @@ def _unique(values: Sequence) -> list:
     return sorted({v for v in values if v is not None})
 
 
+def evaluated_split(config: Mapping) -> dict:
+    """``{"split": "test"|"validation", "holdout": {key: n}}``: the split a config's evaluations score and what the
+    data section holds out of training (``data.validation_*`` keys set above 0)."""
+    held = {k: v for k, v in config.get("data", {}).items() if k.startswith("validation_") and v}
+    return {"split": str(config.get("validate", {}).get("split", "test")), "holdout": held}
+
+
+def comparison_metrics(far: Sequence[float]) -> list[str]:
+    """The metrics a comparison reports: TAR@FAR at each FAR, EER, minDCF at each bootstrap p_target."""
+    return (
+        [f"tar@far={float(f):g}" for f in far] + ["eer"] + [f"min_dcf@p={p:g}" for p in BOOTSTRAP_SETTINGS["p_targets"]]
+    )
+
+
+def _comparison(variants: Sequence[Variant], specs: Sequence[RunSpec], far: Sequence[float], baseline: str) -> dict:
+    """The comparison section from the finished runs' ``bootstrap.npz`` files (:func:`compare_runs`)."""
+    metrics = comparison_metrics(far)
+    runs: dict[str, dict] = {v.name: {} for v in variants}
+    lacking: list[str] = []
+    for spec in specs:
+        if read_finished(spec.dir) is None:
+            continue
+        path = spec.dir / BOOTSTRAP_NAME
+        try:
+            run = load_bootstrap(path)
+            for m in metrics:
+                run.index(m)
+        except (ValueError, KeyError) as err:
+            why = "no bootstrap.npz" if not path.exists() else str(err).strip("'\"")
+            lacking.append(f"{spec.variant} seed {spec.seed}: {why}")
+            continue
+        runs[spec.variant][spec.seed] = run
+    doc = compare_runs(runs, baseline, metrics, float(BOOTSTRAP_SETTINGS["level"]))
+    doc["lacking"] = lacking
+    doc["replicates"] = int(BOOTSTRAP_SETTINGS["replicates"])
+    doc["bootstrap_seed"] = int(BOOTSTRAP_SETTINGS["seed"])
+    for entry in doc["entries"]:  # JSON keys are strings
+        for cell in entry["metrics"].values():
+            cell["per_seed"] = {str(k): v for k, v in cell["per_seed"].items()}
+    return doc
+
+
 def collect(
     variants: Sequence[Variant],
     specs: Sequence[RunSpec],
     far: Sequence[float] = REPORT_FARS,
     meta: Mapping[str, object] | None = None,
+    baseline: str | None = None,
 ) -> dict:
-    """The report document: ``{"meta", "variants": [{name, columns, loss, sampler, runs, summary, det_seed}]}``."""
+    """The report document: ``{"meta", "variants": [{name, columns, loss, sampler, runs, summary, det_seed}]}``,
+    plus ``"comparison"`` (:func:`veriloss.bench.compare.compare_runs` and the runs lacking replicates) when a
+    ``baseline`` variant is named. ``meta["split"]`` names the evaluated split (test or validation)."""
     far = [float(f) for f in far]
+    if baseline is not None and baseline not in [v.name for v in variants]:
+        raise ValueError(
+            f"--baseline {baseline!r} is not a variant of this bench; variants: {', '.join(v.name for v in variants)}"
+        )
     out = []
     for v in variants:
         runs = [run_record(s, far) for s in specs if s.variant == v.name]
@@ -181,7 +247,24 @@ def collect(
                 "det_seed": det_seed,
             }
         )
-    return {"meta": {**dict(meta or {}), "far": far, "std": "sample (n - 1)"}, "variants": out}
+    splits = [evaluated_split(v.config) for v in variants]
+    split = {
+        "split": sorted({s["split"] for s in splits}),
+        "holdout": next((s["holdout"] for s in splits), {}),
+    }
+    doc = {
+        "meta": {
+            **dict(meta or {}),
+            "far": far,
+            "std": "sample (n - 1)",
+            "split": split["split"][0] if len(split["split"]) == 1 else split["split"],
+            "holdout": split["holdout"],
+        },
+        "variants": out,
+    }
+    if baseline is not None:
+        doc["comparison"] = _comparison(variants, specs, far, baseline)
+    return doc
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -226,8 +309,20 @@ def report_markdown(doc: Mapping) -> str:
             lines.append(f"- {label}: {value}")
     n_imp = _unique([n for v in variants for n in v["summary"]["n_impostor"]])
     n_gen = _unique([n for v in variants for n in v["summary"]["n_genuine"]])
+    split = meta.get("split", "test")
+    if split == "validation":
+        held = ", ".join(f"data.{k} = {v}" for k, v in (meta.get("holdout") or {}).items()) or "data.validation_*"
+        lines.append(
+            f"- evaluated on: the **validation split** (identities held out of training: {held}); the test split "
+            "was not read"
+        )
+    elif split != "test":
+        lines.append(f"- evaluated on: mixed splits {split} (variants differ in validate.split)")
     if n_imp:
-        lines.append(f"- test: all pairs of the test split: {_range(n_gen)} genuine, {_range(n_imp)} impostor pairs")
+        name = "validation" if split == "validation" else "test"
+        lines.append(
+            f"- {name}: all pairs of the {name} split: {_range(n_gen)} genuine, {_range(n_imp)} impostor pairs"
+        )
     lines.append("")
 
     lines += ["## Verification", ""]
@@ -302,6 +397,11 @@ def report_markdown(doc: Mapping) -> str:
     else:
         lines += ["No finished run with stored scores yet.", ""]
 
+    if "comparison" in doc:
+        lines += _comparison_markdown(doc["comparison"], keys, variants)
+    if "selection" in doc:
+        lines += _selection_markdown(doc["selection"], far)
+
     lines += ["## Runs", ""]
     rows = []
     for v in variants:
@@ -312,6 +412,105 @@ def report_markdown(doc: Mapping) -> str:
             rows.append([v["name"], r["seed"], r["status"], r["dir"], r.get("steps", "—"), precision, wall, threads])
     lines += _table(["variant", "seed", "status", "folder", "steps", "precision", "wall min", "threads"], rows, 5)
     return "\n".join(lines) + "\n"
+
+
+def _metric_label(metric: str) -> str:
+    if metric.startswith("tar@far="):
+        return f"TAR@FAR={_far_label(float(metric.split('=', 1)[1]))}"
+    if metric == "eer":
+        return "EER"
+    return "minDCF (p=" + metric.split("=", 1)[1] + ")"
+
+
+def _diff_cell(cell: Mapping, scale: float) -> str:
+    if cell["difference"] is None:
+        return "not measurable" if cell["per_seed"] else "—"
+    text = f"{scale * cell['difference']:+.2f}"
+    if cell["low"] is not None:
+        text += f" [{scale * cell['low']:+.2f}, {scale * cell['high']:+.2f}]"
+    else:
+        text += f" (no interval: defined in {100 * cell.get('defined', 0.0):.0f}% of replicates)"
+    return f"{text} {cell['verdict']}"
+
+
+def _comparison_markdown(comp: Mapping, keys: Sequence[str], variants: Sequence[Mapping]) -> list[str]:
+    base = comp["baseline"]
+    metrics = comp["metrics"]
+    lines = [f"## Against the baseline: {base}", ""]
+    scale = {m: (1.0 if m.startswith("min_dcf") else 100.0) for m in metrics}
+    head = ["variant", "paired seeds", *(_metric_label(m) + (" %" if scale[m] == 100.0 else "") for m in metrics)]
+    rows = []
+    for e in comp["entries"]:
+        rows.append(
+            [
+                e["name"],
+                ",".join(map(str, e["seeds"])) or "—",
+                *(_diff_cell(e["metrics"][m], scale[m]) for m in metrics),
+            ]
+        )
+    lines += _table(head, rows, 2)
+    level = 100 * comp["level"]
+    lines += [
+        "",
+        f"Variant − {base}: the mean over the paired seeds of the per-seed differences, then its {level:g}% interval "
+        f"over seeds and subjects (each of {comp['replicates']} replicates draws the seeds with replacement and "
+        "resamples the identities with the same multiplicities for both systems: common random numbers, bootstrap "
+        f"seed {comp['bootstrap_seed']}). TAR and EER in percentage points. Verdict: ahead / behind when the interval "
+        "excludes 0 on the better / worse side (TAR higher, EER and minDCF lower are better), level when it contains "
+        "0. No interval where the metric is undefined in over 10% of the replicates (TAR@FAR=f needs f·N_r ≥ 1 "
+        "resampled impostor pairs).",
+        "",
+        "Per-seed differences:",
+        "",
+    ]
+    head = ["variant", "seed", *(_metric_label(m) + (" %" if scale[m] == 100.0 else "") for m in metrics)]
+    rows = []
+    for e in comp["entries"]:
+        for seed in e["seeds"]:
+            cells = []
+            for m in metrics:
+                d = e["metrics"][m]["per_seed"].get(str(seed))
+                cells.append("—" if d is None else f"{scale[m] * d:+.2f}" if scale[m] == 100.0 else f"{d:+.4f}")
+            rows.append([e["name"], seed, *cells])
+    lines += _table(head, rows, 2)
+    lines.append("")
+    unpaired = [
+        f"{e['name']} seed(s) {','.join(map(str, e['unpaired_seeds']))}" for e in comp["entries"] if e["unpaired_seeds"]
+    ]
+    if unpaired:
+        lines += ["Seeds without a partner (finished for only one of the two): " + "; ".join(unpaired) + ".", ""]
+    if comp["lacking"]:
+        lines += [
+            "Runs without usable bootstrap replicates (finished before bench wrote bootstrap.npz, which "
+            "`--baseline` makes from the checkpoint; or drawn at other FARs): " + "; ".join(comp["lacking"]) + ".",
+            "",
+        ]
+    return lines
+
+
+def _selection_markdown(sel: Mapping, far: Sequence[float]) -> list[str]:
+    lines = ["## Selection", ""]
+    lines.append(f"- selected on: the **{sel['split']} split** (--select-on {sel['select_on']})")
+    if sel["split"] == "test":
+        lines.append("- warning: the selection read the test split; a test score of the chosen point is optimistic")
+    chosen = sel.get("chosen")
+    if chosen is None:
+        lines += ["- chosen: none yet (no finished run with a value)", ""]
+        return lines
+    value = f"{100 * chosen['value']:.2f}%"
+    lines.append(f"- chosen by {chosen['metric']} (mean over seeds {chosen['seeds']}): **{chosen['name']}** ({value})")
+    lines.append("")
+    if sel.get("test"):
+        lines += ["The chosen point on the test split (its checkpoints, scored after the selection):", ""]
+        head = ["seed", "EER %", *(f"TAR@FAR={_far_label(f)} %" for f in far)]
+        rows = []
+        for rec in sel["test"]:
+            by_far = {float(t["far"]): t for t in rec["tar_at_far"]}
+            tars = [f"{100 * by_far[f]['tar']:.2f}" if f in by_far and by_far[f]["measurable"] else "—" for f in far]
+            rows.append([rec["seed"], f"{100 * rec['eer']:.2f}", *tars])
+        lines += _table(head, rows, 1)
+        lines.append("")
+    return lines
 
 
 def write_report(out: str | os.PathLike, doc: Mapping, specs: Sequence[RunSpec]) -> list[Path]:

@@ -3,7 +3,10 @@
 Layout: ``OUT/<variant>/seed<k>/`` holds what :class:`veriloss.train.Trainer` writes (checkpoint.pt, metrics.json,
 history.jsonl, plots) plus the bench's own files: ``config.yaml`` (the run's full config: ``veriloss train
 config.yaml`` reproduces it), ``bench.json`` (that config and one record per session: wall seconds, status, threads,
-steps), ``train.log`` and ``scores.npz`` (genuine scores + impostor summary for the DET plot, :mod:`.scores`).
+steps), ``train.log``, ``scores.npz`` (genuine scores + impostor summary for the DET plot, :mod:`.scores`) and
+``bootstrap.npz`` (subject-bootstrap replicates of TAR@FAR, EER and minDCF for paired comparisons,
+:mod:`.bootstrap`; written at the end of every run, and from the checkpoint for older finished runs when a
+comparison asks for it).
 
 Restart rules (a run's state is read from its folder, never from memory):
 
@@ -43,6 +46,7 @@ import yaml
 
 from .._io import write_text
 from ..train.resume import config_changes, describe_changes
+from .bootstrap import BOOTSTRAP_NAME, compute_bootstrap, save_bootstrap, trainer_bootstrap
 from .scores import SCORES_NAME, compute_scores, save_scores
 
 __all__ = [
@@ -60,6 +64,10 @@ __all__ = [
 ]
 
 BENCH_NAME = "bench.json"
+
+#: config keys added after bench folders existed, with the default that reproduces what older versions did: a
+#: recorded config without the key is the same config as one with this value
+ADDED_KEYS = {"validate.split": "test"}
 _EXIT = {"finished": 0, "failed": 1, "interrupted": 130}
 
 
@@ -191,6 +199,7 @@ def run_state(spec: RunSpec) -> str:
 
     recorded = _recorded_config(spec.dir)
     changes = config_changes(recorded, spec.config) if recorded is not None else {}
+    changes = {k: v for k, v in changes.items() if not (k in ADDED_KEYS and _added_default(v, ADDED_KEYS[k]))}
     if changes:
         raise ValueError(
             f"{spec.dir} holds a run of a different config ({describe_changes(changes)}); "
@@ -199,6 +208,11 @@ def run_state(spec: RunSpec) -> str:
     if read_finished(spec.dir) is not None:
         return "finished"
     return "partial" if (spec.dir / CHECKPOINT_NAME).exists() else "new"
+
+
+def _added_default(change: tuple[object, object], default: object) -> bool:
+    """A change between "absent" and the key's default (either way round)."""
+    return set(map(str, change)) == {"<absent>", str(default)}
 
 
 def _write_book(run_dir: Path, book: dict) -> None:
@@ -249,6 +263,11 @@ def _train(run_dir: Path, config: dict, threads: int, far: Sequence[float], log:
         session["status"] = str(metrics.get("status", "finished"))
         if session["status"] == "finished" and capture.result is not None:
             save_scores(run_dir / SCORES_NAME, capture.result.genuine, capture.result.impostor, far)
+        if session["status"] == "finished" and trainer.test_set is not None:
+            try:  # the metrics are written: a failed bootstrap is logged and redone from the checkpoint on demand
+                save_bootstrap(run_dir / BOOTSTRAP_NAME, trainer_bootstrap(trainer, far), far)
+            except Exception:
+                log("bootstrap.npz not written:\n" + traceback.format_exc())
         return session["status"]
     except KeyboardInterrupt:
         session["status"] = "interrupted"
@@ -261,11 +280,12 @@ def _train(run_dir: Path, config: dict, threads: int, far: Sequence[float], log:
 
 
 def execute(task: dict) -> str:
-    """Run one task: ``{"dir", "config", "threads", "far", "train": bool, "scores": bool}``.
+    """Run one task: ``{"dir", "config", "threads", "far", "train": bool, "scores": bool, "bootstrap": bool}``.
 
     Trains (or resumes) when ``train``; then, when ``scores`` and the run has no ``scores.npz``, re-evaluates it
-    from its checkpoint. Returns "finished", "interrupted" (Ctrl-C: checkpoint written) or "failed" (traceback in
-    the run's ``train.log``).
+    from its checkpoint; when ``bootstrap`` and the run has no ``bootstrap.npz``, makes it from the checkpoint.
+    Returns "finished", "interrupted" (Ctrl-C: checkpoint written) or "failed" (traceback in the run's
+    ``train.log``).
     """
     import torch
 
@@ -286,6 +306,8 @@ def execute(task: dict) -> str:
                         return status
                 if task["scores"] and not (run_dir / SCORES_NAME).exists():
                     compute_scores(run_dir, task["far"])
+                if task.get("bootstrap") and not (run_dir / BOOTSTRAP_NAME).exists():
+                    compute_bootstrap(run_dir, task["far"])
                 return "finished"
             except Exception:
                 log(traceback.format_exc())
@@ -311,8 +333,11 @@ def _child(task: dict) -> None:  # pragma: no cover - runs in a spawned process 
 # --------------------------------------------------------------------------------------------------------------------
 # executing many
 # --------------------------------------------------------------------------------------------------------------------
-def _tasks(specs: Sequence[RunSpec], threads: int, far: Sequence[float]) -> list[tuple[RunSpec, dict]]:
-    """The work left: unfinished runs to train; for a variant with no stored scores, its lowest finished seed's."""
+def _tasks(
+    specs: Sequence[RunSpec], threads: int, far: Sequence[float], bootstrap: bool = False
+) -> list[tuple[RunSpec, dict]]:
+    """The work left: unfinished runs to train; for a variant with no stored scores, its lowest finished seed's;
+    with ``bootstrap``, every finished run without ``bootstrap.npz``."""
     states = {spec.dir: run_state(spec) for spec in specs}  # raises before anything runs if a folder conflicts
     has_scores: dict[str, bool] = {}
     for spec in specs:
@@ -324,11 +349,13 @@ def _tasks(specs: Sequence[RunSpec], threads: int, far: Sequence[float]) -> list
     for spec in specs:  # plan_runs' order: seed-major
         train = states[spec.dir] != "finished"
         scores = train or not has_scores[spec.variant]
+        boot = bootstrap and (train or not (spec.dir / BOOTSTRAP_NAME).exists())
         if not train and scores:
             has_scores[spec.variant] = True  # this seed's scores will be computed
-        if train or scores:
+        if train or scores or boot:
             task = {"dir": str(spec.dir), "config": spec.config, "threads": threads, "far": list(far)}
-            out.append((spec, {**task, "train": train, "scores": scores, "state": states[spec.dir]}))
+            work = {"train": train, "scores": scores, "bootstrap": boot, "state": states[spec.dir]}
+            out.append((spec, {**task, **work}))
     return out
 
 
@@ -338,8 +365,10 @@ def run_all(
     threads: int,
     far: Sequence[float],
     echo: Callable[[str], None] | None = None,
+    bootstrap: bool = False,
 ) -> dict[Path, str]:
-    """Train every unfinished run of ``specs`` (``jobs`` at a time, ``threads`` torch threads each).
+    """Train every unfinished run of ``specs`` (``jobs`` at a time, ``threads`` torch threads each); with
+    ``bootstrap``, also make ``bootstrap.npz`` from the checkpoint of finished runs that lack it (older runs).
 
     Returns the status of each run folder that had work: "finished", "failed" or "interrupted" (and "skipped"
     for those not started after an interruption). Finished runs are left untouched.
@@ -348,13 +377,14 @@ def run_all(
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
     echo = echo or (lambda msg: print(msg, file=sys.stderr, flush=True))
-    todo = _tasks(specs, threads, far)
+    todo = _tasks(specs, threads, far, bootstrap)
     done = len(specs) - sum(1 for _, t in todo if t["train"])
     echo(f"bench: {len(specs)} runs, {done} finished, {len(todo)} to do; {jobs} job(s) × {threads} thread(s)")
     status: dict[Path, str] = {}
 
     def start_line(i: int, spec: RunSpec, task: dict) -> str:
-        what = {"new": "training", "partial": "resuming", "finished": "scoring (for the DET plot)"}[task["state"]]
+        scoring = "bootstrapping (for the comparison)" if not task["scores"] else "scoring (for the DET plot)"
+        what = {"new": "training", "partial": "resuming", "finished": scoring}[task["state"]]
         return f"[{i + 1}/{len(todo)}] {spec.variant} seed {spec.seed}: {what} → {spec.dir}"
 
     def end_line(i: int, spec: RunSpec, result: str, seconds: float) -> str:

@@ -30,6 +30,7 @@ from .registry import (
     describe_dataset,
     register_dataset,
     unregister_dataset,
+    validation_key,
     with_data_root,
 )
 from .samplers import (
@@ -70,6 +71,7 @@ __all__ = [
     "samplers_available",
     "unregister_dataset",
     "unregister_sampler",
+    "validation_key",
     "verify_dataset",
     "with_data_root",
     "write_recordio",

@@ -19,7 +19,15 @@ from .omniglot import Omniglot
 from .recordio import RecordIO
 from .synthetic import SyntheticIdentities
 
-__all__ = ["IMAGE_BUILDERS", "default_augmentation", "image_folder", "omniglot", "recordio", "synthetic"]
+__all__ = [
+    "IMAGE_BUILDERS",
+    "default_augmentation",
+    "held_out_alphabets",
+    "image_folder",
+    "omniglot",
+    "recordio",
+    "synthetic",
+]
 
 OMNIGLOT_ZIPS = {"train": "images_background.zip", "test": "images_evaluation.zip"}
 _FOLDER = "a folder with one sub-folder of images per identity"
@@ -52,25 +60,52 @@ def synthetic(
     test_identities: int = 200,
     samples_per_identity: int = 20,
     seed: int = 0,
+    validation_identities: int = 0,
 ) -> SyntheticIdentities:
     """Generated identities (:class:`~veriloss.data.SyntheticIdentities`, no download): ``train_identities`` or
     ``test_identities`` of ``samples_per_identity`` each from ``seed``; the test identities follow the training
-    ones (``identity_offset = train_identities``), so the splits are disjoint.
+    ones (``identity_offset = train_identities``), so the splits are disjoint. ``validation_identities``: the last
+    that many of the training identities are held out of "train" and form the "validation" split.
 
     >>> synthetic("test", train_identities=5, test_identities=3, samples_per_identity=2).identity_offset
     5
+    >>> synthetic("validation", train_identities=5, samples_per_identity=2, validation_identities=2).identity_offset
+    3
     """
     image_size = at_least("image_size", image_size, 1)
     train_ids = at_least("train_identities", train_identities, 1)
     test_ids = at_least("test_identities", test_identities, 1)
+    held = at_least("validation_identities", validation_identities, 0)
+    if held >= train_ids:
+        raise ValueError(
+            f"data.validation_identities must be below data.train_identities ({train_ids}): training keeps the "
+            f"others, got {held}"
+        )
+    count, offset = {
+        "train": (train_ids - held, 0),
+        "validation": (held, train_ids - held),
+        "test": (test_ids, train_ids),
+    }[split]
     return SyntheticIdentities(
-        train_ids if split == "train" else test_ids,
+        count,
         at_least("samples_per_identity", samples_per_identity, 1),
         image_size=image_size,
         seed=at_least("seed", seed, 0),
-        identity_offset=0 if split == "train" else train_ids,
+        identity_offset=offset,
         transform=_transform("synthetic", split, image_size, augment),
     )
+
+
+def held_out_alphabets(zip_path, count: int) -> list[str]:
+    """The alphabets of ``images_background.zip`` that ``data.validation_alphabets: count`` holds out: the last
+    ``count`` by name (sorted), a fixed choice that needs no seed. ``count`` must leave at least one for training."""
+    names = Omniglot.alphabet_names(zip_path)
+    if count >= len(names):
+        raise ValueError(
+            f"data.validation_alphabets must be below the {len(names)} alphabets of {str(zip_path)!r} (training "
+            f"keeps the others), got {count}"
+        )
+    return names[len(names) - count :] if count else []
 
 
 def omniglot(
@@ -81,24 +116,35 @@ def omniglot(
     skip_corrupt: bool = False,
     root: PathLike,
     rotations: bool = True,
+    validation_alphabets: int = 0,
 ) -> Dataset:
     """Omniglot (:class:`~veriloss.data.Omniglot`) from ``root``, the folder holding ``images_background.zip``
-    (train) and ``images_evaluation.zip`` (test); ``rotations`` (train split only): each 90° rotation its own
-    identity."""
+    (train) and ``images_evaluation.zip`` (test); ``rotations`` (train and validation splits): each 90° rotation its
+    own identity. ``validation_alphabets``: the last that many alphabets of images_background.zip by name
+    (:func:`held_out_alphabets`) are held out of "train"; their characters (× 4 rotations) are the "validation"
+    split."""
     image_size = at_least("image_size", image_size, 1)
+    held = at_least("validation_alphabets", validation_alphabets, 0)
     folder = existing_path("root", root, "omniglot", f"a folder holding {' and '.join(OMNIGLOT_ZIPS.values())}")
-    zip_path = folder / OMNIGLOT_ZIPS[split]
+    zip_name = OMNIGLOT_ZIPS["test" if split == "test" else "train"]
+    zip_path = folder / zip_name
     if not zip_path.is_file():
         raise ValueError(
-            f"{str(zip_path)!r} does not exist; data.root must hold Omniglot's {OMNIGLOT_ZIPS[split]} "
-            f"({'training' if split == 'train' else 'open-set test'} split)"
+            f"{str(zip_path)!r} does not exist; data.root must hold Omniglot's {zip_name} "
+            f"({'open-set test' if split == 'test' else 'training'} split)"
         )
+    keep = None
+    if split != "test" and held:
+        names = Omniglot.alphabet_names(zip_path)
+        out = set(held_out_alphabets(zip_path, held))
+        keep = sorted(out) if split == "validation" else [a for a in names if a not in out]
     return Omniglot(
         zip_path,
         image_size=image_size,
-        rotations=rotations and split == "train",
+        rotations=rotations and split != "test",
         transform=_transform("omniglot", split, image_size, augment),
         skip_corrupt=skip_corrupt,
+        **({"alphabets": keep} if keep is not None else {}),
     )
 
 

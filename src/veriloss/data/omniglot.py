@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import warnings
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path, PurePosixPath
 
 import torch
@@ -90,6 +90,10 @@ class Omniglot(TransformedImages):
     3,856 identities, 77,120 items). Items are ordered by label.
     Counts: background 19,280 images / 964 characters; evaluation 13,180 / 659.
 
+    ``alphabets``: keep only the characters of these alphabets (folder names; labels renumbered 0.. in sorted
+    order among the kept characters; an unknown name raises ``ValueError`` listing the alphabets); None keeps all.
+    :meth:`alphabet_names` lists the alphabets of a zip.
+
     A corrupt zip member (header, compressed data, CRC) or PNG raises :class:`CorruptSampleError` at construction,
     naming the zip and the members (``.member``); ``skip_corrupt=True`` drops them instead (listed in ``skipped``,
     with a warning; labels and ``num_classes`` unchanged). :meth:`verify` has nothing left to check.
@@ -104,6 +108,7 @@ class Omniglot(TransformedImages):
         rotations: bool = False,
         transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
         skip_corrupt: bool = False,
+        alphabets: Sequence[str] | None = None,
     ):
         check_image_size(image_size)
         check_transform(transform)
@@ -129,8 +134,23 @@ class Omniglot(TransformedImages):
         self.image_size = image_size
         self.rotations = bool(rotations)
         self.transform = transform
-        self.classes: list[tuple[str, str]] = list(classes)
         self._images = images
+        rows = torch.arange(len(base_labels))  # the image row of each kept drawing, in label order
+        if alphabets is not None:
+            wanted = {str(a) for a in alphabets}
+            present = sorted({a for a, _ in classes})
+            unknown = sorted(wanted - set(present))
+            if unknown:
+                raise ValueError(
+                    f"alphabets {', '.join(map(repr, unknown))} not in {str(zip_path)!r}; its alphabets: "
+                    + ", ".join(present)
+                )
+            keep = torch.tensor([a in wanted for a, _ in classes], dtype=torch.bool)
+            new_label = torch.cumsum(keep.long(), 0) - 1
+            mask = keep[base_labels]
+            rows, base_labels = rows[mask], new_label[base_labels[mask]]
+            classes = tuple(c for c, k in zip(classes, keep.tolist()) if k)
+        self.classes: list[tuple[str, str]] = list(classes)
         n_chars = len(classes)
         if self.rotations:
             # item order: character, then rotation, then drawing → labels sorted
@@ -140,15 +160,32 @@ class Omniglot(TransformedImages):
             first = torch.repeat_interleave(torch.cumsum(4 * counts, 0) - 4 * counts, 4 * counts)
             within = torch.arange(len(char)) - first  # position inside the character's 4·count items
             rot = within // counts[char]
-            self._source = starts[char] + within % counts[char]
+            self._source = rows[starts[char] + within % counts[char]]
             self._rotation = rot
             self.labels = 4 * char + rot
             self.num_classes = 4 * n_chars
         else:
-            self._source = torch.arange(len(base_labels))
+            self._source = rows
             self._rotation = torch.zeros(len(base_labels), dtype=torch.long)
             self.labels = base_labels
             self.num_classes = n_chars
+
+    @property
+    def alphabets(self) -> list[str]:
+        """The alphabets of the kept characters, sorted."""
+        return sorted({a for a, _ in self.classes})
+
+    @staticmethod
+    def alphabet_names(zip_path: str | Path) -> list[str]:
+        """The alphabet folders of an Omniglot zip, sorted (read from its listing: nothing is decoded)."""
+        with zipfile.ZipFile(zip_path) as archive:
+            return sorted(
+                {
+                    PurePosixPath(n).parts[-3]
+                    for n in archive.namelist()
+                    if n.lower().endswith(".png") and len(PurePosixPath(n).parts) >= 3
+                }
+            )
 
     def __len__(self) -> int:
         return len(self.labels)

@@ -1,6 +1,7 @@
 """Datasets by name: a config's ``data`` section ``{name, key: value, …}`` → ``builder(split, **keys)``.
 
-A builder is a function or a class whose first parameter is ``split`` ("train" or "test") and whose keyword
+A builder is a function or a class whose first parameter is ``split`` ("train" or "test", and "validation" for
+datasets with a ``validation_*`` key, :data:`VALIDATION_KEYS`) and whose keyword
 parameters are the dataset's config keys, with their defaults (no default: required) and type annotations (checked
 by :func:`check_dataset_config` before anything is built, see :mod:`veriloss.data._params`); it returns a dataset
 as the package docstring describes (``labels``, ``num_classes``, ``channels``, ``image_size``). Range checks and
@@ -29,17 +30,27 @@ from .._params import closest, expected, hints, is_path, keyword_problems
 from ..registry import Registry
 
 __all__ = [
+    "SPLITS",
+    "VALIDATION_KEYS",
     "build_dataset",
     "check_dataset_config",
     "datasets_available",
     "describe_dataset",
     "register_dataset",
     "unregister_dataset",
+    "validation_key",
     "with_data_root",
 ]
 
 _DATASETS = Registry("dataset", positional=("split",))
 DEFAULT_NAME = "synthetic"  # the dataset of a data section without a name
+
+#: the splits :func:`build_dataset` builds
+SPLITS = ("train", "test", "validation")
+
+#: builder keys that hold identities out of the training split as a validation split (the first one a builder has
+#: is its key; 0, the default, means no validation split): "validation" builds those identities, "train" the rest
+VALIDATION_KEYS = ("validation_identities", "validation_alphabets", "validation_speakers")
 
 
 def register_dataset(name: str, builder: Callable[..., Dataset], aliases: Sequence[str] = ()) -> Callable[..., Dataset]:
@@ -120,6 +131,18 @@ def with_data_root(config: dict[str, Any], data_root: str | os.PathLike | None) 
     return out
 
 
+def validation_key(config: dict[str, Any]) -> str | None:
+    """The key of a ``data`` section's dataset that defines its validation split (``validation_alphabets`` for
+    omniglot, ``validation_speakers`` for speechocean, ``validation_identities`` for synthetic), or None when the
+    dataset has none.
+
+    >>> validation_key({"name": "omniglot", "root": "x"})
+    'validation_alphabets'
+    """
+    params = _spec(config, "data").parameters()
+    return next((k for k in VALIDATION_KEYS if k in params), None)
+
+
 def check_dataset_config(config: dict[str, Any], where: str = "data") -> None:
     """Check a ``data`` section without building anything or touching the disk: the name is registered (default
     "synthetic"), every key is one of its builder's, none it requires is missing, every value has the type its
@@ -140,21 +163,36 @@ def check_dataset_config(config: dict[str, Any], where: str = "data") -> None:
 
 
 def build_dataset(config: dict[str, Any], split: str) -> Dataset:
-    """Build the ``split`` ("train" or "test") dataset of a training config's ``data`` section (a plain dict):
-    :func:`check_dataset_config`, then the builder registered as ``config["name"]`` (default "synthetic") with
-    the other keys. The packaged datasets and their keys: :mod:`veriloss.data.builders` (images) and
+    """Build the ``split`` ("train", "test" or "validation") dataset of a training config's ``data`` section (a
+    plain dict): :func:`check_dataset_config`, then the builder registered as ``config["name"]`` (default
+    "synthetic") with the other keys. The packaged datasets and their keys: :mod:`veriloss.data.builders` (images) and
     :mod:`veriloss.data.audio.builders`; :func:`describe_dataset` lists any dataset's keys and defaults.
 
     Raises ``ValueError`` for an unknown name or key (listing the valid ones), a value of the wrong type or range, a
-    missing root, zip or file (naming the path and what was expected), or a split other than train/test.
+    missing root, zip or file (naming the path and what was expected), or a split other than train/test/validation.
+    "validation" needs a dataset with a validation key (:func:`validation_key`) set above 0: those identities are
+    held out of "train" (which keeps the rest) and form the validation split; "test" is unchanged by it.
 
     >>> build_dataset({"name": "synthetic", "train_identities": 3, "samples_per_identity": 2}, "train").num_classes
     3
     """
     if not isinstance(config, dict):
         raise ValueError(f"config must be a dict (the data section of a training config), got {type(config).__name__}")
-    if split not in ("train", "test"):
-        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    if split not in SPLITS:
+        raise ValueError(f"split must be 'train', 'test' or 'validation', got {split!r}")
     check_dataset_config(config)
     spec = _spec(config, "data")
+    if split == "validation":
+        key = validation_key(config)
+        if key is None:
+            with_key = [n for n in datasets_available() if validation_key({"name": n}) is not None]
+            raise ValueError(
+                f"dataset {spec.name!r} has no validation split (no data.validation_* key); datasets with one: "
+                f"{', '.join(with_key)}; or evaluate on the test split (validate.split: test)"
+            )
+        if not config.get(key, spec.parameters().get(key)):
+            raise ValueError(
+                f"data.{key} is 0: the {spec.name!r} data section holds no identities out of training, so there is no "
+                f"validation split; set data.{key} (e.g. --set data.{key}=5) or validate.split: test"
+            )
     return _DATASETS.create(spec.name, split, **{k: v for k, v in config.items() if k != "name"})

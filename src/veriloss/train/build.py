@@ -17,7 +17,7 @@ from ..data.audio import embedding_chunks
 from ..losses import from_config as build_loss
 from ..losses import main_head
 
-__all__ = ["build_from_config", "check_sections", "evaluation_chunks"]
+__all__ = ["build_from_config", "check_sections", "evaluation_chunks", "evaluation_split"]
 
 
 def check_sections(config: dict) -> None:
@@ -47,15 +47,22 @@ def evaluation_chunks(data: dict, test_set: Dataset) -> tuple[int, int] | None:
     return embedding_chunks(test_set.sample_rate, data["chunk_seconds"], data.get("chunk_hop"))
 
 
+def evaluation_split(config: dict) -> str:
+    """The split a config's evaluations score: ``validate.split`` ("test", or "validation": the identities the data
+    section holds out of training); configs from before the key existed evaluate on "test"."""
+    return str(config.get("validate", {}).get("split", "test"))
+
+
 def build_from_config(config: dict, log: Callable[[str], None]) -> dict:
     """The trainer's objects for a validated config: ``model``, ``loss``, ``train_set``, ``test_set`` and what the
     loop needs to know of them (``reinit_set``, ``test_chunks``, ``names``, ``model_args``). The model and loss
     sections are built on toy sizes first, so a typo fails before any data is read; every sample's header is
-    checked before training (with ``data.skip_corrupt``, unreadable ones are dropped and logged)."""
+    checked before training (with ``data.skip_corrupt``, unreadable ones are dropped and logged). ``test_set`` is the
+    split ``validate.split`` names (:func:`evaluation_split`)."""
     check_sections(config)
     torch.manual_seed(int(config["seed"]))
     train_set = build_dataset(config["data"], "train")
-    test_set = build_dataset(config["data"], "test")
+    test_set = build_dataset(config["data"], evaluation_split(config))
     for dataset in (train_set, test_set):
         for message in verify_dataset(dataset):
             log(f"skipped: {message}")

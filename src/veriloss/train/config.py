@@ -102,10 +102,12 @@ DEFAULTS: dict[str, Any] = {
     "max_steps": None,  # stop after this many steps (None: epochs × steps per epoch)
     "batch_size": 256,  # the global batch (split across processes under torch.distributed)
     "sampler": {"name": "random", "p": None, "k": None},  # random | pk | class-balanced
-    "amp": "auto",  # auto (fp16 on CUDA; bf16 on CPUs with native bf16, else none) | bf16 | fp16 | none: backbone only
+    "amp": "auto",  # auto (native bf16 where the hardware has it; else fp16 on CUDA, none on CPU) | bf16 | fp16 | none
+    "channels_last": "auto",  # image batches and conv weights channels-last; auto: for image backbones
+    "compile": False,  # torch.compile the backbone: true (inductor) or a backend name; the first steps compile it
     "grad_clip": None,  # max global gradient norm
     "num_workers": 0,
-    "validate": {"every_epochs": 1, "max_samples": 4000, "far": [1e-3, 1e-4], "batch_size": 512},
+    "validate": {"every_epochs": 1, "max_samples": 4000, "far": [1e-3, 1e-4], "batch_size": 512, "split": "test"},
     "checkpoint": {"every_steps": 200},
     "log": {"every_steps": 20, "tensorboard": True, "progress": True},
 }
@@ -216,6 +218,32 @@ class Bool(Rule):
     def issues(self, value):
         if not isinstance(value, bool):
             yield "", value, "is not a boolean"
+
+
+class AutoBool(Rule):
+    """``auto``, ``true`` or ``false``."""
+
+    expected = "auto, true or false"
+
+    def issues(self, value):
+        if not isinstance(value, bool) and value != "auto":
+            yield "", value, "is not auto, true or false"
+
+
+class BoolOr(Rule):
+    """``true``, ``false``, or what ``rule`` accepts."""
+
+    def __init__(self, rule: Rule, doc: str = ""):
+        super().__init__(doc)
+        self.rule = rule
+
+    @property
+    def expected(self) -> str:
+        return f"true, false or {self.rule.expected}"
+
+    def issues(self, value):
+        if not isinstance(value, bool):
+            yield from self.rule.issues(value)
 
 
 class Str(Rule):
@@ -549,7 +577,43 @@ VALIDATE_RULES: dict[str, Rule] = {
     "max_samples": Nullable(Int(ge=2), "the whole test split", doc="test samples evaluated during training"),
     "far": ListOf(Fraction(), min_len=1, doc="false accept rates at which TAR is reported"),
     "batch_size": Int(ge=1, doc="samples per forward pass when embedding"),
+    "split": Choice(
+        "test",
+        "validation",
+        doc="the split the evaluations score; validation: the identities data.validation_* holds out of training",
+    ),
 }
+
+
+def _validation_split(config: dict):
+    """``validate.split: validation`` needs a dataset with a validation key set above 0 (the held-out identities)."""
+    if config["validate"]["split"] != "validation":
+        return
+    from ..data import datasets_available, validation_key
+
+    try:
+        key = validation_key(config["data"])
+    except ValueError:
+        return  # an unknown dataset: the data section's own check says so
+    if key is None:
+        with_key = [n for n in datasets_available() if validation_key({"name": n}) is not None]
+        name = config["data"].get("name", "synthetic")
+        yield (
+            "validate.split",
+            "validation",
+            f"needs a validation split, but dataset {name!r} has none (no data.validation_* key; datasets with one: "
+            f"{', '.join(with_key)}); set validate.split: test",
+        )
+    elif not config["data"].get(key):
+        yield (
+            "validate.split",
+            "validation",
+            f"needs held-out identities, but data.{key} is 0 (unset); set data.{key} (e.g. 5) so that training "
+            "leaves them out, or validate.split: test",
+        )
+
+
+VALIDATE_CHECKS = (Check(("validate.split", "data"), _validation_split),)
 
 CHECKPOINT_RULES: dict[str, Rule] = {"every_steps": Int(ge=1, doc="write the checkpoint every N steps")}
 
@@ -573,6 +637,8 @@ SCHEMA: dict[str, Any] = {
     "batch_size": Int(ge=1, doc="the global batch"),
     "sampler": SAMPLER_RULES,
     "amp": Choice("auto", "bf16", "fp16", "none", doc="mixed precision of the backbone"),
+    "channels_last": AutoBool(doc="channels-last layout of image batches and conv weights; auto: image backbones"),
+    "compile": BoolOr(Str(), doc="torch.compile the backbone: true (inductor) or a torch.compile backend name"),
     "grad_clip": Nullable(Real(gt=0), "no clipping", doc="max global gradient norm"),
     "num_workers": Int(ge=0, doc="DataLoader worker processes; 0: load in the main process"),
     "validate": VALIDATE_RULES,
@@ -581,7 +647,7 @@ SCHEMA: dict[str, Any] = {
 }
 
 #: Rules across keys, applied after every key passed its own rule.
-CHECKS: tuple[Check, ...] = (*OPTIM_CHECKS, *SAMPLER_CHECKS, *SECTION_CHECKS)
+CHECKS: tuple[Check, ...] = (*OPTIM_CHECKS, *SAMPLER_CHECKS, *SECTION_CHECKS, *VALIDATE_CHECKS)
 
 
 # --------------------------------------------------------------------------------------------------------------------

@@ -36,6 +36,7 @@ __all__ = [
     "build_audio_dataset",
     "speechocean",
     "synthetic_audio",
+    "validation_speaker_split",
 ]
 
 SPEECHOCEAN_ZIP = "speechocean762_train_opus.zip"
@@ -79,10 +80,13 @@ def speechocean(
     chunk_seconds: float | None = None,
     chunk_hop: float | None = None,
     skip_corrupt: bool = False,
+    validation_speakers: int = 0,
 ) -> AudioDataset:
     """speechocean762 from ``root`` (the folder with ``speechocean762_train_opus.zip`` and ``manifest.tsv``):
     ``train_speakers`` of its 125 speakers, chosen by :func:`speaker_split` with ``seed``, train; the others are
-    the test split."""
+    the test split. ``validation_speakers``: that many of the training speakers (the last in the same hash order,
+    :func:`validation_speaker_split`) are held out of "train" and form the "validation" split; the test split is
+    unchanged."""
     seed = at_least("seed", seed, 0)
     kwargs = _clips(split, crop_seconds, sample_rate, augment, skip_corrupt, chunk_seconds, chunk_hop)
     folder = Path(root).expanduser()
@@ -95,8 +99,24 @@ def speechocean(
     rows = read_manifest(manifest)
     train_speakers = at_least("train_speakers", train_speakers, 1)
     train_ids, test_ids = speaker_split((r["speaker"] for r in rows), train_speakers, seed)
-    ds = from_manifest(manifest, zip_path, speakers=train_ids if split == "train" else test_ids, **kwargs)
-    return ds
+    held = at_least("validation_speakers", validation_speakers, 0)
+    train_ids, validation_ids = validation_speaker_split(train_ids, held, seed)
+    speakers = {"train": train_ids, "validation": validation_ids, "test": test_ids}[split]
+    return from_manifest(manifest, zip_path, speakers=speakers, **kwargs)
+
+
+def validation_speaker_split(train_ids: list[str], held: int, seed: int = 0) -> tuple[list[str], list[str]]:
+    """(training speakers kept, validation speakers): the last ``held`` of ``train_ids`` in :func:`speaker_split`'s
+    hash order for ``seed`` (so the choice is fixed by the seed and the speaker ids), both sorted; ``held`` = 0
+    keeps every speaker."""
+    if not held:
+        return list(train_ids), []
+    if held >= len(train_ids):
+        raise ValueError(
+            f"data.validation_speakers must be below data.train_speakers ({len(train_ids)}): training keeps the "
+            f"others, got {held}"
+        )
+    return speaker_split(train_ids, len(train_ids) - held, seed)
 
 
 def synthetic_audio(
