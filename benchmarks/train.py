@@ -1,43 +1,81 @@
-"""Training throughput and the wall time of an Omniglot recipe.
+"""The trainer against the bare training step of the same model, as images/s measured in one process.
 
-    python benchmarks/train.py                       # throughput of small-cnn (28 px) and iresnet50 (112 px)
-    python benchmarks/train.py --recipe omniglot_arcface --data-root ../shared/data/omniglot   # + one full recipe
+    python benchmarks/train.py --data-root ../shared/data                 # Omniglot (CosFace) and speaker (ECAPA)
+    python benchmarks/train.py --data-root ../shared/data --only omniglot --steps 60
 
-Throughput is forward + backward + SGD step of backbone and head (ArcFace over 1,000 classes) on random inputs,
-images/s as the median over repeats after a warm-up, in float32 and under bf16 autocast (what the recipes use on CPU;
-the loss stays float32). The ratio column compares each to the float32 run of the same model in this process.
+For a packaged recipe, the *bare step* is forward + backward + optimizer step of the recipe's own backbone, loss and
+optimizer on one fixed batch held in memory (no data loading, no logging, no checkpoints), in every layout and
+precision the recipe could use (NCHW / channels-last, float32 / bf16 autocast where the CPU runs bf16 natively); the
+best of them is the reference. The *trainer* is ``Trainer.from_config(recipe)`` as ``veriloss train`` runs it
+(validation off, no TensorBoard, checkpoints only at the end), its images/s taken between two steps after a warm-up
+(a callback's clock, so start-up and the final evaluation are not counted). Target: trainer ≥ 0.9× the best bare
+step on Omniglot, ≥ 0.85× on the speaker recipe (2 s crops with speed and noise augmentation).
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
-import sys
+import tempfile
 import time
-from pathlib import Path
 
 import torch
 
-from veriloss import heads, models
+from veriloss.data import build_dataset
+from veriloss.train import Callback, Trainer, load_config
+from veriloss.train.build import build_from_config
+from veriloss.train.optimizers import build_optimizer
+from veriloss.train.precision import _cpu_has_fast_bf16
+
+RECIPES = {
+    "omniglot": ("omniglot_cosface", 25),
+    "speaker": ("speechocean_arcface", 3),
+}
 
 
-def throughput(name: str, size: int, channels: int, batch: int, amp: bool, repeats: int) -> float:
+class Clock(Callback):
+    """Wall time of the steps after ``warmup`` (each step's end to the next one's end)."""
+
+    def __init__(self, warmup: int):
+        self.warmup, self.marks = warmup, []
+
+    def on_step_end(self, trainer, loss, stats) -> None:
+        if trainer.step >= self.warmup:
+            self.marks.append(time.perf_counter())
+
+
+def trainer_rate(config: dict, steps: int, warmup: int) -> tuple[float, str]:
+    config = {**config, "max_steps": warmup + steps}
+    clock = Clock(warmup)
+    with tempfile.TemporaryDirectory() as out:
+        trainer = Trainer.from_config(config, out, log=lambda _m: None, callbacks=[clock])
+        trainer.test_set = None  # the final evaluation is not training speed
+        trainer.fit()
+    seconds = (clock.marks[-1] - clock.marks[0]) / (len(clock.marks) - 1)
+    return config["batch_size"] / seconds, trainer.precision
+
+
+def bare_rate(config: dict, channels_last: bool, bf16: bool, repeats: int) -> float:
     torch.manual_seed(0)
-    dim = 128 if name == "small-cnn" else 512
-    model = models.create(name, in_channels=channels, input_size=size, embedding_dim=dim)
-    head = heads.create("arcface", model.embedding_dim, 1000, s=30.0, m=0.5)
-    opt = torch.optim.SGD([*model.parameters(), *head.parameters()], lr=0.01, momentum=0.9)
-    x = torch.randn(batch, channels, size, size)
-    y = torch.randint(0, 1000, (batch,))
+    objects = build_from_config(config, lambda _m: None)
+    model, loss = objects["model"], objects["loss"]
+    optimizer = build_optimizer(model, loss, config["optim"])
+    data = build_dataset(config["data"], "train")
+    batch = [data[i] for i in range(config["batch_size"])]
+    x = torch.stack([b[0] for b in batch])
+    y = torch.tensor([b[1] for b in batch])
+    if channels_last and x.dim() == 4:
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    model.train()
 
-    def step():
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
+    def step() -> None:
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             emb = model(x)
-        loss = head(emb.float(), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        value = loss(emb.float(), y)
+        optimizer.zero_grad(set_to_none=True)
+        value.backward()
+        optimizer.step()
 
     step()
     times = []
@@ -45,34 +83,38 @@ def throughput(name: str, size: int, channels: int, batch: int, amp: bool, repea
         t = time.perf_counter()
         step()
         times.append(time.perf_counter() - t)
-    return batch / statistics.median(times)
+    return x.shape[0] / statistics.median(times)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--recipe", default=None, help="also time `veriloss train RECIPE` (e.g. omniglot_arcface)")
-    parser.add_argument("--data-root", default="../shared/data/omniglot")
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--data-root", default="../shared/data")
+    parser.add_argument("--only", choices=tuple(RECIPES), default=None)
+    parser.add_argument("--steps", type=int, default=None, help="timed trainer steps (default per recipe)")
     args = parser.parse_args()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads\n")
-    print("| model | input | batch | precision | images/s | × float32 |")
-    print("|---|---|---|---|---|---|")
-    for name, size, channels, batch, repeats in (
-        ("small-cnn", 28, 1, 256, args.repeats * 4),
-        ("iresnet50", 112, 3, 32, args.repeats),
-    ):
-        base = throughput(name, size, channels, batch, False, repeats)
-        print(f"| {name} | {channels}×{size}×{size} | {batch} | float32 | {base:.1f} | 1.00 |", flush=True)
-        bf16 = throughput(name, size, channels, batch, True, repeats)
-        row = f"| {name} | {channels}×{size}×{size} | {batch} | bf16 autocast | {bf16:.1f} | {bf16 / base:.2f} |"
-        print(row, flush=True)
-    if args.recipe:
-        out = Path("runs") / f"bench_{args.recipe}"
-        cmd = [sys.executable, "-m", "veriloss.cli", "train", args.recipe, "--out", str(out),
-               "--set", f"data.root={args.data_root}"]  # fmt: skip
-        t = time.perf_counter()
-        subprocess.run(cmd, check=True)
-        print(f"\n`veriloss train {args.recipe}` (train + all-pairs evaluation): {time.perf_counter() - t:.0f} s wall")
+    fast_bf16 = _cpu_has_fast_bf16()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, native bf16: {fast_bf16}\n")
+    print("| recipe | bare step: layout, precision | images/s | trainer images/s | trainer ÷ best bare |")
+    print("|---|---|---|---|---|")
+    for key, (recipe, default_steps) in RECIPES.items():
+        if args.only and key != args.only:
+            continue
+        overrides = ["validate.every_epochs=0", "log.tensorboard=false", "log.progress=false",
+                     "checkpoint.every_steps=100000"]  # fmt: skip
+        config = load_config(recipe, overrides, data_root=args.data_root)
+        steps = args.steps or default_steps
+        repeats = max(3, steps // 2)
+        rates = {}
+        for channels_last in (False, True):
+            for bf16 in (False, True) if fast_bf16 else (False,):
+                name = f"{'channels-last' if channels_last else 'NCHW'}, {'bf16' if bf16 else 'float32'}"
+                rates[name] = bare_rate(config, channels_last, bf16, repeats)
+        best = max(rates, key=rates.get)
+        trainer, precision = trainer_rate(config, steps, warmup=3)
+        for name, rate in rates.items():
+            mark = " (best)" if name == best else ""
+            print(f"| {recipe} | {name}{mark} | {rate:.0f} | | |")
+        print(f"| {recipe} | trainer ({precision}) | | {trainer:.0f} | **{trainer / rates[best]:.2f}** |", flush=True)
 
 
 if __name__ == "__main__":

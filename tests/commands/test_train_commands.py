@@ -49,6 +49,28 @@ def test_embed_then_eval_reproduces_the_trainers_metrics(run_dir, tmp_path):
     assert ours["auc"] == pytest.approx(trained["auc"], abs=1e-12)
 
 
+def test_embed_options_keep_the_embeddings(run_dir, tmp_path):
+    """Loader workers and the memory layout change nothing beyond float rounding; bf16 autocast stays close and
+    float32; bad values are one-line errors."""
+    runs = {
+        "plain": ["--no-channels-last"],
+        "fast": ["--workers", "2", "--channels-last", "--device", "cpu"],
+        "bf16": ["--bf16"],
+    }
+    emb = {}
+    for name, extra in runs.items():
+        out = tmp_path / f"{name}.npy"
+        assert main(["embed", str(run_dir), "--data", "test", "--out", str(out), "--batch-size", "8", *extra]) == 0
+        emb[name] = np.load(out)
+    np.testing.assert_allclose(emb["fast"], emb["plain"], rtol=1e-5, atol=1e-5)
+    assert emb["bf16"].dtype == np.float32
+    cos = (
+        (emb["bf16"] * emb["plain"]).sum(1) / np.linalg.norm(emb["bf16"], axis=1) / np.linalg.norm(emb["plain"], axis=1)
+    )
+    assert cos.min() > 0.99
+    assert main(["embed", str(run_dir), "--out", str(tmp_path / "x.npy"), "--workers", "-1"]) == 2
+
+
 def test_embed_an_image_folder_writes_keys(run_dir, tmp_path):
     from PIL import Image
 

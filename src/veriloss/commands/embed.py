@@ -29,6 +29,15 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--out", type=Path, required=True, help="output .npy file")
     p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--workers", type=int, default=0, help="DataLoader processes reading the samples [0: this one]")
+    p.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda or cuda:N [auto]")
+    p.add_argument("--bf16", action="store_true", help="bf16 autocast of the backbone (the output stays float32)")
+    p.add_argument(
+        "--channels-last",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="channels-last convolutions [on for image models]",
+    )
     p.add_argument(
         "--chunk-seconds",
         type=float,
@@ -61,6 +70,8 @@ def chunking(args: argparse.Namespace, data: dict) -> tuple[float | None, float 
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
+
     from .._io import OutputLock, output_file
     from ..checkpoint import load_checkpoint
     from ..data import ImageFolder, build_dataset
@@ -68,9 +79,13 @@ def run(args: argparse.Namespace) -> int:
     from ..inference import embed
     from ..models import load_backbone
     from ..models.speaker import WaveformBackbone
+    from ..train.precision import resolve_device
 
     if isinstance(args.batch_size, bool) or args.batch_size < 1:
         raise ValueError(f"--batch-size must be an integer ≥ 1, got {args.batch_size}")
+    if args.workers < 0:
+        raise ValueError(f"--workers must be an integer ≥ 0, got {args.workers}")
+    device = resolve_device(args.device)
     out = args.out if args.out.suffix == ".npy" else args.out.with_suffix(".npy")
     output_file(out)  # before the model and data are loaded
     outputs = {
@@ -104,7 +119,10 @@ def run(args: argparse.Namespace) -> int:
         if audio:
             chunks = embedding_chunks(dataset.sample_rate, *chunking(args, config["data"]))
             keys = getattr(dataset, "utterances", None)
-        emb = embed(backbone, dataset, batch_size=args.batch_size, chunks=chunks)
+        channels_last = not audio if args.channels_last is None else args.channels_last
+        emb = embed(backbone.to(device), dataset, batch_size=args.batch_size, device=device, chunks=chunks,
+                    amp_dtype=torch.bfloat16 if args.bf16 else None, num_workers=args.workers,
+                    channels_last=channels_last)  # fmt: skip
         emb = emb.numpy().astype(np.float32)
         _save_npy(outputs["embeddings"], emb)
         _save_npy(outputs["labels"], dataset.labels.numpy().astype(np.int64))

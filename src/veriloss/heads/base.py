@@ -164,8 +164,11 @@ class Head(nn.Module):
     def _record_accuracy(self, scores: torch.Tensor, y: torch.Tensor) -> None:
         self._record(accuracy=(scores.detach().argmax(dim=1) == y).float().mean())
 
-    def statistics(self) -> dict[str, float]:
-        """The statistics of the last batch as plain floats (``accuracy``, and e.g. ``support_size`` for α heads)."""
+    def statistics(self, as_tensors: bool = False) -> dict[str, float] | dict[str, torch.Tensor]:
+        """The statistics of the last batch as plain floats (``accuracy``, and e.g. ``support_size`` for α heads).
+        ``as_tensors``: the detached 0-dim tensors where they were computed (no host synchronization)."""
+        if as_tensors:
+            return dict(self._stats)
         return {k: float(v) for k, v in self._stats.items()}
 
     def extra_repr(self) -> str:

@@ -184,8 +184,11 @@ class PairwiseLoss(nn.Module):
     def _record(self, **stats: torch.Tensor | float) -> None:
         self._stats.update({k: torch.as_tensor(v).detach() for k, v in stats.items()})
 
-    def statistics(self) -> dict[str, float]:
-        """The statistics of the last batch as plain floats (e.g. ``active_fraction`` of the triplets)."""
+    def statistics(self, as_tensors: bool = False) -> dict[str, float] | dict[str, torch.Tensor]:
+        """The statistics of the last batch as plain floats (e.g. ``active_fraction`` of the triplets).
+        ``as_tensors``: the detached 0-dim tensors where they were computed (no host synchronization)."""
+        if as_tensors:
+            return dict(self._stats)
         return {k: float(v) for k, v in self._stats.items()}
 
     def extra_repr(self) -> str:

@@ -59,15 +59,17 @@ class WeightedSum(nn.Module):
         self._values = values
         return total
 
-    def statistics(self) -> dict[str, float]:
-        """Children's statistics prefixed by their name, plus each term's unweighted ``loss`` on the last batch."""
-        out: dict[str, float] = {}
+    def statistics(self, as_tensors: bool = False) -> dict[str, float] | dict[str, torch.Tensor]:
+        """Children's statistics prefixed by their name, plus each term's unweighted ``loss`` on the last batch
+        (``as_tensors``: detached device tensors, no host synchronization)."""
+        out: dict = {}
         for name, module in [("main", self.main), *self.terms.items()]:
             if name in self._values:
-                out[f"{name}/loss"] = float(self._values[name])
+                value = self._values[name]
+                out[f"{name}/loss"] = value if as_tensors else float(value)
             stats = getattr(module, "statistics", None)
             if callable(stats):
-                out.update({f"{name}/{k}": v for k, v in stats().items()})
+                out.update({f"{name}/{k}": v for k, v in stats(as_tensors=as_tensors).items()})
         return out
 
     def extra_repr(self) -> str:

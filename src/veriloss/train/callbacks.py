@@ -4,7 +4,8 @@ A :class:`Callback` may implement any of these events (the trainer passes itself
 
 * ``on_fit_start(trainer)``: once, before the first step of this call (also after a resume);
 * ``on_step_start(trainer)``: before each step (``trainer.step`` steps are done): change the loss here;
-* ``on_step_end(trainer, loss, stats)``: after each step, with the batch loss and the head's statistics;
+* ``on_step_end(trainer, loss, stats)``: after each step, with the batch loss and the head's statistics as 0-dim
+  device tensors (reading one, e.g. ``float(loss)``, waits for the device: on a GPU, do it only now and then);
 * ``on_log(trainer, row)``: each history row (training means every ``log.every_steps``, validation results);
 * ``on_epoch_end(trainer)``: after an epoch (and its validation), before its checkpoint;
 * ``on_evaluation(trainer, result, final)``: each all-pairs evaluation of the test split (``final``: the last one);
@@ -214,7 +215,10 @@ class ProgressBar(Callback):
     def on_step_end(self, trainer, loss, stats) -> None:
         if self.bar is not None:
             self.bar.update(1)
-            self.bar.set_postfix(loss=f"{loss:.3f}", acc=f"{stats.get('accuracy', float('nan')):.3f}")
+
+    def on_log(self, trainer, row: dict) -> None:  # the means of the logging interval: no host read per step
+        if self.bar is not None and "loss" in row:
+            self.bar.set_postfix(loss=f"{row['loss']:.3f}", acc=f"{row.get('accuracy', float('nan')):.3f}")
 
     def on_fit_end(self, trainer, metrics) -> None:
         if self.bar is not None:
@@ -244,7 +248,7 @@ class LogLines(Callback):
         self.active = D.rank() == 0 and not getattr(stream, "isatty", lambda: False)()
 
     def on_log(self, trainer, row: dict) -> None:
-        if self.active:
+        if self.active and "loss" in row:  # the trainer logs validation rows itself, terminal or not
             trainer.log(self.line(row, trainer.total_steps))
 
     @classmethod

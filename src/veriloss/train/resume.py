@@ -18,14 +18,18 @@ from ..checkpoint import CHECKPOINT_NAME, load_checkpoint
 __all__ = ["SAFE_TO_CHANGE", "config_changes", "describe_changes", "flatten", "stored_state", "unsafe_changes"]
 
 #: dotted keys (or section prefixes) that may differ on ``--resume``: logging, checkpoint frequency, data loading,
-#: the reported evaluation, and the layout of an α head (sharded over processes, streamed in chunks: the same loss)
+#: the memory layout and compilation of the backbone (the same values to float rounding), the reported evaluation,
+#: and the layout of an α head (sharded over processes, streamed in chunks: the same loss)
 SAFE_TO_CHANGE = (
     "log",
     "checkpoint.every_steps",
     "num_workers",
+    "channels_last",
+    "compile",
     "validate.every_epochs",
     "validate.max_samples",
     "validate.far",
+    "validate.split",
     "loss.params.sharded",
     "loss.params.chunk_size",
 )

@@ -12,6 +12,7 @@ callbacks (:mod:`.callbacks`).
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 import signal
 import sys
@@ -32,13 +33,23 @@ from ..data import batch_plan
 from ..heads import full_state_dicts, local_state_dicts, sharded_parameter_names, sharded_parameters, unchecked
 from ..inference import embed
 from ..losses import main_head
+from ..models.base import ImageBackbone
 from ..protocols import all_pairs, check_pairs
 from ..report.tables import DEFAULT_FARS, system_metrics
 from . import distributed as D
 from .build import build_from_config
-from .callbacks import Callback, Checkpointing, FinalReport, MarginWarmup, ProgressBar, PrototypeReinit, TensorBoard
+from .callbacks import (
+    Callback,
+    Checkpointing,
+    FinalReport,
+    LogLines,
+    MarginWarmup,
+    ProgressBar,
+    PrototypeReinit,
+    TensorBoard,
+)
 from .config import DEFAULTS, merge, validate_config
-from .loader import training_loader
+from .loader import TrainingLoader
 from .optimizers import build_optimizer
 from .precision import amp_dtype, precision_name, resolve_device
 from .resume import stored_state
@@ -50,6 +61,25 @@ __all__ = ["Trainer"]
 #: the config sections that say what to build; a trainer of user objects records only the rest (how to train)
 _BUILD_KEYS = {"data", "model"}
 _LOSS_BUILD_KEYS = {"name", "params", "aux", "init_std"}
+
+
+def _channels_last(setting: bool | str, model: nn.Module) -> bool:
+    """``channels_last: auto`` is on for image backbones (2-D convolutions on image batches), off otherwise."""
+    if setting == "auto":
+        return isinstance(model, ImageBackbone) and any(isinstance(m, nn.Conv2d) for m in model.modules())
+    return bool(setting)
+
+
+def _compile_backend(setting: bool | str) -> str:
+    """``compile: true`` → inductor; a name must be one of torch.compile's backends."""
+    if setting is True:
+        return "inductor"
+    import torch._dynamo
+
+    names = torch._dynamo.list_backends(exclude_tags=())
+    if setting not in names:
+        raise ValueError(f"compile: {setting!r} is not a torch.compile backend; use true (inductor) or one of {names}")
+    return setting
 
 
 class _TrainStep(nn.Module):
@@ -134,6 +164,13 @@ class Trainer:
         self.train_set, self.test_set, self.model_args = train_set, test_set, model_args
         self.test_chunks = test_chunks
         self.backbone, self.loss, self.head = model, loss, main_head(loss)
+        self.channels_last = _channels_last(settings["channels_last"], model)
+        if self.channels_last:
+            self.backbone.to(memory_format=torch.channels_last)  # in place: an optimizer given already still holds W
+        if settings["compile"]:
+            self.backbone.compile(backend=_compile_backend(settings["compile"]))  # in place: same state-dict keys
+        stats = getattr(loss, "statistics", None)
+        self._stats_on_device = callable(stats) and "as_tensors" in inspect.signature(stats).parameters
         for part in self.loss.modules():  # the steps skip the label checks (unchecked): the range is checked here
             if getattr(part, "num_classes", None) is not None and part.num_classes < train_set.num_classes:
                 raise ValueError(
@@ -172,6 +209,8 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.callbacks = [*self._builtin_callbacks(reinit_set or (lambda: train_set)), *callbacks]
         self.step = self.epoch = self.batch_in_epoch = 0
+        self._nonfinite_at = torch.full((), -1, dtype=torch.long, device=self.device)  # first step with a bad loss
+        self._loader: TrainingLoader | None = None
         self.history: list[dict] = []
         self.finished = False
         self._interrupted = False
@@ -218,7 +257,7 @@ class Trainer:
         if cfg["log"]["tensorboard"]:
             out.append(TensorBoard(self.out / "tb"))
         if cfg["log"]["progress"]:
-            out.append(ProgressBar())
+            out += [ProgressBar(), LogLines()]  # a bar on a terminal, else a line per logging interval
         return [*out, FinalReport()]
 
     def _epoch_batches(self, epoch: int) -> list[list[int]]:
@@ -276,7 +315,9 @@ class Trainer:
             self.optimizer.flush()
 
     def save(self) -> None:
-        """Write the checkpoint (a collective under torch.distributed: every rank calls it)."""
+        """Write the checkpoint (a collective under torch.distributed: every rank calls it); never one of weights
+        that a non-finite loss has touched."""
+        self._check_finite()
         self.flush()
         state = self.state()  # on every rank: a sharded head's prototypes are gathered to rank 0 (a collective)
         if D.rank() == 0:
@@ -319,12 +360,16 @@ class Trainer:
         for callback in self.callbacks:
             getattr(callback, event)(self, *args)
 
-    def _train_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[float, dict]:
-        x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
-        with unchecked():  # labels in range (checked once at setup); a non-finite loss is caught just below
+    def _train_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        """One optimizer step. Returns the loss and the loss's statistics as device tensors: nothing here waits for
+        the device (a non-finite loss is recorded on the device and reported at the next log step or checkpoint)."""
+        layout = torch.channels_last if self.channels_last and x.dim() == 4 else torch.preserve_format
+        x = x.to(self.device, non_blocking=True, memory_format=layout)
+        y = y.to(self.device, non_blocking=True)
+        with unchecked():  # labels in range (checked once at setup), the loss's finiteness below
             loss = self.train_module(x, y)
-        if not torch.isfinite(loss):
-            raise ValueError(f"step {self.step}: the loss is not finite ({float(loss)}); lower the learning rate")
+        bad = (self._nonfinite_at < 0) & ~torch.isfinite(loss.detach())
+        self._nonfinite_at = torch.where(bad, self.step, self._nonfinite_at)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         clip = self.config["grad_clip"]
@@ -334,8 +379,21 @@ class Trainer:
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.scheduler.step()
-        stats = self.loss.statistics() if hasattr(self.loss, "statistics") else {}
-        return float(loss.detach()), stats
+        if self._stats_on_device:
+            stats = self.loss.statistics(as_tensors=True)
+        else:
+            stats = self.loss.statistics() if hasattr(self.loss, "statistics") else {}
+        return loss.detach(), stats
+
+    def _check_finite(self) -> None:
+        """Raise if a step since the start had a non-finite loss (one host read: at log steps and checkpoints)."""
+        at = int(self._nonfinite_at)
+        if at >= 0:
+            saved = f"the last checkpoint (step {self._saved_at}) is kept" if self._saved_at else "no checkpoint"
+            raise ValueError(
+                f"step {at}: the loss is not finite; lower the learning rate (or set grad_clip); {saved}, nothing"
+                " later is written"
+            )
 
     def _on_sigint(self, signum, frame) -> None:
         self._interrupted = True
@@ -374,7 +432,9 @@ class Trainer:
         self.log(f"device {self.device}, {self.precision}, {torch.get_num_threads()} thread(s)")
         previous = signal.signal(signal.SIGINT, self._on_sigint) if _main_thread() else None
         self._emit("on_fit_start")
-        running: dict[str, float] = {}
+        running: dict[str, torch.Tensor | float] = {}
+        self._loader = TrainingLoader(self.train_set, self.batch_size, self.seed, self.config["num_workers"],
+                                      pin_memory=self.device.type == "cuda")  # fmt: skip
         count, t0, self._saved_at = 0, time.perf_counter(), None
         try:
             while self.step < self.total_steps:
@@ -384,12 +444,14 @@ class Trainer:
                     loss, stats = self._train_step(x, y)
                     self.step += 1
                     self.batch_in_epoch += 1
-                    for key, value in {"loss": loss, **stats}.items():
-                        running[key] = running.get(key, 0.0) + value
+                    for key, value in {"loss": loss, **stats}.items():  # float64 sums, on the device
+                        value = value.double() if isinstance(value, torch.Tensor) else float(value)
+                        running[key] = running[key] + value if key in running else value
                     count += 1
                     if self.step % self.config["log"]["every_steps"] == 0 or self.step == self.total_steps:
+                        self._check_finite()
                         row = {"step": self.step, "epoch": self.epoch, "lr": self.optimizer.param_groups[0]["lr"]}
-                        row.update({k: v / max(count, 1) for k, v in running.items()})
+                        row.update({k: float(v) / max(count, 1) for k, v in running.items()})
                         self._log_row({**row, "seconds": time.perf_counter() - t0})
                         running, count = {}, 0
                     self._emit("on_step_end", loss, stats)
@@ -421,6 +483,7 @@ class Trainer:
             self.save()
             return metrics
         finally:
+            self._loader.close()
             if previous is not None:
                 signal.signal(signal.SIGINT, previous)
 
@@ -432,8 +495,7 @@ class Trainer:
     def _batches(self, batches: list[list[int]], epoch: int):
         """The loader's batches; a failure to read one (a corrupt sample) writes a checkpoint first, so the run
         resumes from the last finished step once the data is mended."""
-        workers = self.config["num_workers"]
-        it = iter(training_loader(self.train_set, batches, self.batch_size, self.seed, epoch, workers))
+        it = iter(self._loader.epoch(batches, epoch))
         while True:
             try:
                 batch = next(it)
@@ -467,7 +529,7 @@ class Trainer:
         far = list(far or self.config["validate"]["far"])
         n = len(self.test_set) if not max_samples else min(int(max_samples), len(self.test_set))
         emb = embed(self.backbone, self.test_set, range(n), self.config["validate"]["batch_size"], self.device,
-                    chunks=self.test_chunks)  # fmt: skip
+                    chunks=self.test_chunks, channels_last=self.channels_last)  # fmt: skip
         return all_pairs(emb, self.test_set.labels[:n], far=far)
 
     def _validate(self) -> None:
