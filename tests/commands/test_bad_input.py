@@ -80,7 +80,19 @@ def test_the_payload_runs_when_unpickled_unsafely(tmp_path):
         ["export", "{run}", "--onnx", "{tmp}/m.onnx"],
         ["train", "demo", "--out", "{run}", "--resume"],
         ["demo", "--quick", "--out", "{run}", "--resume"],
-        ["bench", "sweep", "--base", "demo", "--grid", "epochs=1", "--out", "{bench}", "--dry-run"],
+        [
+            "bench",
+            "sweep",
+            "--base",
+            "demo",
+            "--grid",
+            "epochs=1",
+            "--select-on",
+            "test",
+            "--out",
+            "{bench}",
+            "--dry-run",
+        ],
     ],
     ids=["embed", "export", "train-resume", "demo-resume", "bench-dry-run"],
 )
@@ -123,7 +135,20 @@ def test_a_malformed_checkpoint_names_the_key(run_dir, tmp_path):
         ["eval", "embeddings", "{emb}", "--protocol", "all-pairs", "--out", "{file}"],
         ["embed", "{run}", "--out", "{file}/e.npy"],
         ["export", "{run}", "--onnx", "{file}/m.onnx"],
-        ["bench", "sweep", "--base", "demo", "--grid", "seed=0", "--set", "max_steps=1", "--out", "{file}"],
+        [
+            "bench",
+            "sweep",
+            "--base",
+            "demo",
+            "--grid",
+            "seed=0",
+            "--set",
+            "max_steps=1",
+            "--select-on",
+            "test",
+            "--out",
+            "{file}",
+        ],
     ],
     ids=["train", "demo", "eval", "embed", "export", "bench"],
 )
@@ -229,7 +254,19 @@ def test_training_and_bench_folders_are_held(tmp_path, capsys):
         with pytest.raises(ValueError, match=r"training folder .* is in use"):
             Trainer.from_config(tiny_config("max_steps=1"), tmp_path / "run", **QUIET).fit()
     assert not (tmp_path / "run" / "checkpoint.pt").exists()
-    bench = ["bench", "sweep", "--base", "demo", "--grid", "seed=0", "--out", str(tmp_path / "b"), *_sets(RUN)]
+    bench = [
+        "bench",
+        "sweep",
+        "--base",
+        "demo",
+        "--grid",
+        "seed=0",
+        "--select-on",
+        "test",
+        "--out",
+        str(tmp_path / "b"),
+        *_sets(RUN),
+    ]
     with OutputLock(tmp_path / "b"):
         assert main(bench) == 2
     _one_error_line(capsys, "bench", "bench folder", "in use")

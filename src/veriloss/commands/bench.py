@@ -149,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
     variants, skipped = expand_grid(config, grid, args.overrides, data_root=args.data_root)
     for name, reason in skipped:
         print(f"bench sweep: skipping grid point {name}: {reason}", file=sys.stderr)
-    if split == "test":
+    if split == "test" and args.select_on == "auto":  # --select-on test is a choice: no warning
         print(
             "bench sweep: selecting on the TEST split (the recipe holds no identities out of training; "
             "--set data.validation_alphabets=N / data.validation_speakers=N and --select-on validation tune without "

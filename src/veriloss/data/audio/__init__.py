@@ -33,6 +33,7 @@ from .builders import (
     build_audio_dataset,
     speechocean,
     synthetic_audio,
+    validation_speaker_split,
 )
 from .dataset import AudioDataset, embedding_chunks, pad_collate
 from .decode import ZIP_SEPARATOR, check_audio, decode_audio, load_audio, read_audio
@@ -74,5 +75,6 @@ __all__ = [
     "speaker_split",
     "speechocean",
     "synthetic_audio",
+    "validation_speaker_split",
     "window",
 ]
