@@ -2,6 +2,14 @@
 
     python benchmarks/losses.py                 # full run: K ∈ {1e3, 1e4, 1e5}, d = 512, B = 256
     python benchmarks/losses.py --quick         # smaller K, fewer repeats (a smoke run)
+    python benchmarks/losses.py --targets       # only the α solver's targets at K = 1e5 (issue 16, item 3)
+
+The last section (always printed; alone with ``--targets``) checks the α solver at wide supports against its
+targets, forward+backward, best of ``--repeats`` (at least 5) after a warm-up: the α loss ÷ F.cross_entropy on the
+same B × K = 1e5 logits for α ∈ {1.25, 1.5, 2} on ``normal`` logits (N(0, 1)) and ``wide`` ones (s·cos θ with s = 8
+at a fresh init: random embeddings and prototypes, cosines within a few 1/√d of each other: a support of ~18% of
+the classes at α = 1.25), target ≤ 1.5×; and the α head (``heads.create("alpha", d, K, alpha=1.25, s=8.0)``, fresh)
+÷ pytorch-metric-learning's ArcFaceLoss on the same embeddings and labels, target ≤ 1.5×.
 
 Times are medians over repeats after a warm-up, measured in this process; every ratio is against a reference measured
 in the same run (F.cross_entropy on the same logits; the softmax head at the same K), so machine noise cancels.
@@ -10,6 +18,7 @@ in the same run (F.cross_entropy on the same logits; the softmax head at the sam
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import time
 
@@ -24,6 +33,11 @@ try:  # test-only dependency, the reference of the issue
     from entmax import Entmax15Loss, EntmaxBisectLoss, SparsemaxLoss
 except ImportError:  # pragma: no cover
     EntmaxBisectLoss = Entmax15Loss = SparsemaxLoss = None
+
+try:  # test-only dependency, the reference of the α head's target
+    from pytorch_metric_learning.losses import ArcFaceLoss
+except ImportError:  # pragma: no cover
+    ArcFaceLoss = None
 
 
 def median_time(fn, repeats: int, warmup: int = 1) -> float:
@@ -78,6 +92,78 @@ def bench_alpha_vs_references(B: int, K: int, repeats: int, regime: str) -> list
     return rows
 
 
+def best_time(fn, repeats: int, warmup: int = 1) -> float:
+    for _ in range(warmup):
+        fn()
+    best = math.inf
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def wide_logits(B: int, K: int, d: int, s: float = 8.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """``s·cos θ`` of random embeddings and random prototypes (a head at a fresh init) and random labels."""
+    torch.manual_seed(0)
+    x = F.normalize(torch.randn(B, d), dim=1)
+    w = F.normalize(torch.randn(K, d), dim=1)
+    return s * (x @ w.t()), torch.randint(0, K, (B,))
+
+
+def bench_alpha_targets(B: int, d: int, K: int, repeats: int) -> list[tuple]:
+    """(what, α, logits, ours (s), reference (s), ratio, target, mean support) for the solver's targets."""
+    rows = []
+    torch.manual_seed(0)
+    regimes = {"normal": (torch.randn(B, K), torch.randint(0, K, (B,))), "wide": wide_logits(B, K, d)}
+    for regime, (z, y) in regimes.items():
+        for alpha in (1.25, 1.5, 2.0):
+            # the reference again next to each measurement: the ratio of two best times taken side by side
+            ce = best_time(logits_step(lambda t, yy: F.cross_entropy(t, yy), z, y), repeats)
+            ours = best_time(logits_step(lambda t, yy, a=alpha: alpha_divergence_loss(t, yy, a), z, y), repeats)
+            support = float(alpha_divergence_loss_with_stats(z, y, alpha)[1]["support_size"])
+            rows.append(("α loss ÷ F.cross_entropy", alpha, regime, ours, ce, ours / ce, 1.5, support))
+    if ArcFaceLoss is not None:
+        torch.manual_seed(0)
+        x = torch.randn(B, d)
+        y = torch.randint(0, K, (B,))
+        head = heads.create("alpha", d, K, alpha=1.25, s=8.0)
+        arc = ArcFaceLoss(num_classes=K, embedding_size=d)
+
+        def step(module):
+            def run():
+                xx = x.detach().requires_grad_(True)
+                module.zero_grad(set_to_none=True)
+                module(xx, y).backward()
+
+            return run
+
+        with torch.no_grad():  # the α head stays at its fresh init: its support is measured once, then timed
+            head(x, y)
+        support = head.statistics().get("support_size")
+        ref = best_time(step(arc), repeats)
+        ours = best_time(step(head), repeats)
+        rows.append(("α head ÷ pml ArcFaceLoss", 1.25, "fresh init", ours, ref, ours / ref, 1.5, support))
+    return rows
+
+
+def print_alpha_targets(B: int, d: int, K: int, repeats: int) -> None:
+    print(
+        f"\n## α solver targets: forward+backward, B = {B}, K = {K}, d = {d}, best of {repeats}"
+        " (ratio to a reference timed in the same run)\n"
+    )
+    print("| measure | α | logits | ours (ms) | reference (ms) | ratio | target | met | mean support |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for what, alpha, regime, ours, ref, ratio, target, support in bench_alpha_targets(B, d, K, repeats):
+        sup = "" if support is None else f"{support:.0f}"
+        met = "yes" if ratio <= target else "NO"
+        print(
+            f"| {what} | {alpha} | {regime} | {ours * 1e3:.1f} | {ref * 1e3:.1f} | {ratio:.2f} | ≤ {target} | {met} |"
+            f" {sup} |",
+            flush=True,
+        )
+
+
 def bench_heads(B: int, d: int, K: int, repeats: int) -> list[tuple]:
     torch.manual_seed(0)
     x = torch.randn(B, d)
@@ -107,10 +193,14 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--dim", type=int, default=512)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--targets", action="store_true", help="only the α solver's targets at K = 1e5")
     args = parser.parse_args()
     sizes = (1000, 10_000) if args.quick else (1000, 10_000, 100_000)
     repeats = 2 if args.quick else args.repeats
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; B = {args.batch}, d = {args.dim}")
+    if args.targets:
+        print_alpha_targets(args.batch, args.dim, 100_000, max(5, args.repeats))
+        return
 
     K = sizes[-1]
     print(f"\n## α loss vs references: forward+backward on the same B = {args.batch} × K = {K} logits\n")
@@ -134,6 +224,8 @@ def main() -> None:
         for name, k, t, ratio, support in bench_heads(args.batch, args.dim, K, max(2, repeats // 2)):
             sup = "" if support is None or name in ("softmax",) else f"{support:.1f}"
             print(f"| {name} | {k:.0e} | {t * 1e3:.1f} | {ratio:.2f} | {sup} |", flush=True)
+
+    print_alpha_targets(args.batch, args.dim, sizes[-1], max(2, repeats) if args.quick else max(5, repeats))
 
 
 if __name__ == "__main__":

@@ -47,6 +47,9 @@ __all__ = [
 
 _INITIAL_CANDIDATES = 32
 _MAX_NEWTON_STEPS = 200
+_SAMPLE = 2048  # columns of the strided sample that estimates a wide support's threshold
+_BLOCK_ELEMENTS = 1 << 21  # on the CPU, rows are solved in blocks of about this many logits (see _row_blocks)
+_BIG = 2.0**1000  # −inf candidate values (padding) are clamped to −_BIG where they meet p = 0
 _SAFE_SCALE = 2.0**256  # rows with a measure scale max(q)^(α−1) in [1/_SAFE_SCALE, _SAFE_SCALE] are solved as given
 
 
@@ -115,6 +118,8 @@ class AlphaSolution:
     index: torch.Tensor  # (B, k) long
     prob: torch.Tensor  # (B, k) in the compute dtype; sums to 1 over each row
     tau: torch.Tensor  # (B,) float64, the threshold τ of each row
+    power: torch.Tensor | None = None  # (B,) float64 Σ_j p_j^α where the solver has it (the unit measure)
+    shift: tuple[torch.Tensor, torch.Tensor] | None = None  # (Σ_j p_j (z_j − top), top) likewise, float64
 
     @property
     def support_size(self) -> torch.Tensor:
@@ -130,46 +135,70 @@ class AlphaSolution:
         return (self.prob * hit).sum(dim=1)
 
 
-def _mass(w: torch.Tensor, qc: torch.Tensor, beta: float, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``f(c) = Σ_j qc_j (w_j − c)_+^β − 1`` and its derivative in c, per row."""
-    d = (w - c[:, None]).clamp_min(0.0)
+def _power(d: torch.Tensor, beta: float) -> torch.Tensor:
+    """``d^β`` for ``d ≥ 0``, by multiplications when β is a small integer (α = 2, 1.5, 1.25: β = 1, 2, 4; pow with
+    a float exponent costs several multiplications per element), else by pow (a new tensor either way)."""
     if beta == 1.0:
+        return d.clone()
+    if beta in (2.0, 3.0):  # special cases of pow: one pass
+        return d.pow(int(beta))
+    if beta == 4.0:
+        return d.square().square_()
+    return d.pow(beta)
+
+
+def _mass(w: torch.Tensor, qc: torch.Tensor | None, beta: float, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``f(c) = Σ_j qc_j (w_j − c)_+^β − 1`` and its derivative in c, per row (``qc`` None: the unit measure)."""
+    d = (w - c[:, None]).clamp_min_(0.0)
+    if beta == 1.0:
+        if qc is None:
+            return d.sum(dim=1) - 1.0, -(d > 0).sum(dim=1).double()
         return (qc * d).sum(dim=1) - 1.0, -(qc * (d > 0)).sum(dim=1)
-    if beta == 2.0:
-        return (qc * d * d).sum(dim=1) - 1.0, -2.0 * (qc * d).sum(dim=1)
-    if beta == int(beta):  # α = 1 + 1/n: integer powers (α = 1.25 is d⁴), much cheaper than pow with a float
-        db1 = d.pow(int(beta) - 1)
-        return (qc * db1 * d).sum(dim=1) - 1.0, -beta * (qc * db1).sum(dim=1)
+    if beta == int(beta) and beta <= 4:  # α = 1 + 1/n: integer powers (α = 1.25 is d⁴), much cheaper than pow
+        db1 = d if beta == 2.0 else _power(d, beta - 1.0)
+        qdb1 = db1 if qc is None else qc * db1
+        return torch.linalg.vecdot(qdb1, d, dim=1) - 1.0, -beta * qdb1.sum(dim=1)
+    qc = 1.0 if qc is None else qc
     f = (qc * d.pow(beta)).sum(dim=1) - 1.0
     fp = -beta * torch.where(d > 0, qc * d.pow(beta - 1.0), torch.zeros_like(d)).sum(dim=1)
     return f, fp
 
 
-def _solve_threshold(w: torch.Tensor, qc: torch.Tensor, beta: float, lower: torch.Tensor | None = None) -> torch.Tensor:
+def _solve_threshold(
+    w: torch.Tensor, qc: torch.Tensor | None, beta: float, lower: torch.Tensor | None = None, start_mass: bool = False
+):
     """The root c of ``f(c) = Σ_j qc_j (w_j − c)_+^β − 1 = 0`` for each row (float64; ``w`` has max 0 per row).
 
     f is decreasing; ``lo = max_j(w_j − qc_j^{−1/β})`` has f(lo) ≥ 0 (one term alone reaches 1) and f(0) = −1.
     - β ≥ 1 (α ≤ 2): f is convex, so Newton from lo increases monotonically to the root, never overshooting.
     - β < 1 (α > 2): f is not convex and its slope is unbounded at each support kink, so Newton is safeguarded
       (Numerical Recipes' rtsafe): bisection replaces a step that leaves the bracket or shrinks it too slowly.
+    (Newton runs on ``F = (f + 1)^{1/β} − 1``, which has the same root and is convex too for β ≥ 1.)
     A row stops when |f| is at rounding level (then every p_j is exact to that level, since all terms share a
     sign) or its bracket is a few ulps wide; a small step alone never stops it. ``lower``, a known lower bound of
-    the root (f ≥ 0 there), is a better start.
+    the root (f ≥ 0 there), is a better start; with ``start_mass`` the result is (c, f at the start), which tells
+    whether ``lower`` was a lower bound indeed (f ≥ 0; else that row's c is its start).
     """
     eps = torch.finfo(torch.float64).eps
     tol_f = 4 * eps * w.shape[1]
-    lo = (w - qc.pow(-1.0 / beta)).amax(dim=1)
+    lo = (w.amax(dim=1) - 1.0) if qc is None else (w - qc.pow(-1.0 / beta)).amax(dim=1)
     if lower is not None:
         lo = torch.maximum(lo, lower)
     hi = torch.zeros_like(lo)
     c = lo.clone()
     dx = hi - lo
     dx_old = dx.clone()
+    f0 = None
     for _ in range(_MAX_NEWTON_STEPS):
         f, fp = _mass(w, qc, beta, c)
+        f0 = f if f0 is None else f0
         if beta >= 1.0:
             done = f.abs() <= tol_f
-            newton = torch.where(f > 0, c - f / fp, c)  # f < 0 only by rounding at the root
+            # Newton on F(c) = S(c)^{1/β} − 1 (S = f + 1), not on f: the same root, F is convex too (a β-norm of the
+            # convex (w_j − c)_+), so the steps from the left still increase to the root without overshooting, and F is
+            # linear in c while the support is fixed: a few steps from a far start where Newton on f creeps by (1 − 1/β)
+            step = f if beta == 1.0 else -beta * (f + 1.0) * torch.expm1(-torch.log1p(f) / beta)
+            newton = torch.where(f > 0, c - step / fp, c)  # f < 0 only by rounding at the root
             done |= newton <= c
             c = torch.where(done, c, newton)
         else:
@@ -184,7 +213,7 @@ def _solve_threshold(w: torch.Tensor, qc: torch.Tensor, beta: float, lower: torc
             c = torch.where(done, c, torch.where(bisect, 0.5 * (lo + hi), newton))
         if bool(done.all()):
             break
-    return c
+    return (c, f0) if start_mass else c
 
 
 def _measure_scale(qc: torch.Tensor, alpha: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -214,6 +243,24 @@ def _gather_measure(q: torch.Tensor | None, rows: torch.Tensor | None, idx: torc
     return q[rows[:, None], idx].double()
 
 
+def _shift(mean: torch.Tensor | None, top: torch.Tensor, alpha: float):
+    """(Σ_j p_j (z_j − top), top) from ``mean = Σ_j p_j w_j`` (w = (α−1)(z − top)), or None."""
+    return None if mean is None else (mean / (alpha - 1.0), top)
+
+
+def _row_blocks(B: int, K: int, device: torch.device) -> list[slice]:
+    """The blocks of rows that are solved together: on the CPU, about :data:`_BLOCK_ELEMENTS` logits each, so that
+    the solver's temporaries (B×n candidates in float64) stay below the size that the C allocator maps fresh (and
+    page-faults) on every call: the same work runs several times faster. Elsewhere one block (a caching allocator)."""
+    n = B if device.type != "cpu" else max(1, _BLOCK_ELEMENTS // max(K, 1))
+    return [slice(a, min(B, a + n)) for a in range(0, B, n)]
+
+
+def _pad(t: torch.Tensor, width: int, fill: float | int) -> torch.Tensor:
+    """``t`` (R×n) padded on the right with ``fill`` to ``width`` columns."""
+    return torch.cat([t, t.new_full((t.shape[0], width - t.shape[1]), fill)], dim=1) if t.shape[1] < width else t
+
+
 def candidates_above(z: torch.Tensor, thr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per row, the classes with ``z > thr`` packed left into a (R, n_max) index matrix, and its validity mask."""
     rows, cols = (z > thr[:, None]).nonzero(as_tuple=True)
@@ -221,9 +268,8 @@ def candidates_above(z: torch.Tensor, thr: torch.Tensor) -> tuple[torch.Tensor, 
     width = max(int(counts.max()), 1)  # ≥ 1: a row without candidates (NaN logits) gets one padding column
     pos = torch.arange(rows.numel(), device=z.device) - (torch.cumsum(counts, 0) - counts)[rows]
     index = torch.zeros(z.shape[0], width, dtype=torch.long, device=z.device)
-    valid = torch.zeros(z.shape[0], width, dtype=torch.bool, device=z.device)
     index[rows, pos] = cols
-    valid[rows, pos] = True
+    valid = torch.arange(width, device=z.device) < counts[:, None]  # each row's candidates come first
     index = torch.where(valid, index, index[:, :1])  # padding repeats a real class (its p is set to 0)
     return index, valid
 
@@ -252,8 +298,11 @@ def solve(
     """
     B, K = z.shape
     beta = 1.0 / (alpha - 1.0)
+    unit = q is None and target is None  # the unit measure: no weights, no rescaling (qc is None below)
 
     def measure(rows, idx):
+        if unit:
+            return None
         qc = _gather_measure(q, rows, idx)
         if target is not None:
             t_rows = target if rows is None else target[rows]
@@ -261,43 +310,118 @@ def solve(
             qc = torch.where(idx == t_rows[:, None], tq_rows[:, None].double(), qc)
         return qc
 
+    def normalized(w, qc, c):
+        """p on the candidates and, for the unit measure (λ = 1), Σ p^α = Σ p·(w − c) / S^{α−1} with S = Σ (w − c)_+^β
+        (no pow) and Σ p·w, the mean logit less the top one times (α − 1)."""
+        d = (w - c[:, None]).clamp_min_(0.0)
+        p = _power(d, beta)
+        if qc is not None:
+            p = p.mul_(qc)
+        mass = p.sum(dim=1, keepdim=True)
+        p = p.div_(mass)
+        if qc is not None:
+            return p, None, None
+        power = (p * d).sum(dim=1) / mass[:, 0].pow(alpha - 1.0)
+        return p, power, (p * w.clamp_min(-_BIG)).sum(dim=1)  # (p = 0 where w = −inf: no inf·0)
+
     k = min(K, _INITIAL_CANDIDATES)
     vals, idx = torch.topk(z, k, dim=1, sorted=True)
     v = vals.double()
     qc = measure(None, idx)
     top = v[:, 0]
     w = (alpha - 1.0) * (v - top[:, None])  # ≤ 0 per row; −inf for excluded classes
-    if q is None and target is None:  # unit measure: nothing to rescale
+    if unit:  # nothing to rescale
         qbar = lam = torch.ones_like(top)
     else:
         qbar, lam = _measure_scale(qc, alpha)
         qc, w = qc / qbar[:, None], _scaled(w, lam)
     c = _solve_threshold(w, qc, beta)  # in the scaled units of w; c/λ in the logits' units
     done = c >= w[:, -1] if k < K else torch.ones_like(c, dtype=torch.bool)
-    p = qc * (w - c[:, None]).clamp_min(0.0).pow(beta)
-    index, prob, tau = idx, p / p.sum(dim=1, keepdim=True), top + (c / lam + 1.0) / (alpha - 1.0)
+    prob, power, mean = normalized(w, qc, c)
+    index, tau = idx, top + (c / lam + 1.0) / (alpha - 1.0)
     if bool(done.all()):
-        return AlphaSolution(index=index, prob=prob, tau=tau)
+        return AlphaSolution(index=index, prob=prob, tau=tau, power=power, shift=_shift(mean, top, alpha))
 
     # second pass, for the rows whose support may reach past the top-k
     rows = (~done).nonzero(as_tuple=True)[0]
-    zr = z if rows.numel() == B else z[rows]
-    thr = (top[rows] + c[rows] / lam[rows] / (alpha - 1.0)).to(z.dtype)
-    thr = torch.nextafter(thr, torch.full_like(thr, -math.inf))  # round down: never drop a support member
-    idx2, valid = candidates_above(zr, thr)
-    v2 = torch.where(valid, zr.gather(1, idx2).double(), -math.inf)
-    qc2 = torch.where(valid, measure(rows, idx2), 1.0) / qbar[rows, None]
-    w2 = _scaled((alpha - 1.0) * (v2 - top[rows, None]), lam[rows])
-    c2 = _solve_threshold(w2, qc2, beta, lower=c[rows])
-    p2 = qc2 * (w2 - c2[:, None]).clamp_min(0.0).pow(beta)
-    p2 = p2 / p2.sum(dim=1, keepdim=True)
+    top_r, c_r, qbar_r, lam_r = top[rows], c[rows], qbar[rows], lam[rows]
+
+    def above(start: torch.Tensor, r: torch.Tensor):
+        """Every class above the threshold ``start`` (scaled units) of the rows ``rows[r]``, packed left: their
+        classes, scaled values (−inf on padding) and measure (1 on padding). One masked pass over all the rows of
+        z (the others get no candidates), not over a copy of the rows."""
+        t, s_, l_ = top_r[r], qbar_r[r], lam_r[r]
+        thr = (t + start / l_ / (alpha - 1.0)).to(z.dtype)
+        thr = torch.nextafter(thr, torch.full_like(thr, -math.inf))  # round down: never drop a support member
+        if r.numel() == B:  # every row (then r is 0..B−1): no selection
+            idx2, valid = candidates_above(z, thr)
+        else:
+            thr_all = torch.full((B,), math.inf, dtype=z.dtype, device=z.device).index_copy_(0, rows[r], thr)
+            idx2, valid = candidates_above(z, thr_all)
+            idx2, valid = idx2[rows[r]], valid[rows[r]]  # (the other rows have no candidates: no wider)
+        values = torch.take(z, idx2 + (rows[r] * K)[:, None])
+        w2 = torch.where(valid, values.double(), -math.inf).sub_(t[:, None]).mul_(alpha - 1.0)
+        if unit:
+            return idx2, w2, None
+        qc2 = torch.where(valid, measure(rows[r], idx2), 1.0) / s_[:, None]
+        return idx2, _scaled(w2, l_), qc2
+
+    start = c_r
+    sample = None
+    if K >= 4 * _SAMPLE:  # does a strided sample show the support reaching far past the top-k?
+        sample = z[:, :: K // _SAMPLE][rows]
+        thr_r = (top_r + c_r / lam_r / (alpha - 1.0)).to(z.dtype)
+        if not bool(((sample > thr_r[:, None]).sum(dim=1) > 1).any()):
+            sample = None
+    if sample is not None:
+        # a sharper start than the top-k root where the support is wide: the root of the top-k plus the sample of
+        # the other classes (their mass scaled to the row's), moved left along F's tangent (F = S^{1/β} is convex
+        # for β ≥ 1: the mass there is at least γ× the estimate's) by a slack γ of four standard errors of the
+        # sampled mass. A heuristic: it is kept only where the row's mass there is ≥ 1, i.e. where it is a lower
+        # bound of the root (checked below); the other rows start from the top-k root
+        ws = _scaled((alpha - 1.0) * (sample.double() - top_r[:, None]), lam_r)
+        w_k = w[rows]
+        ws = torch.where(ws < w_k[:, -1:], ws, -math.inf)  # the top-k count once, exactly
+        scale = (K - k) / ws.shape[1]
+        if unit:
+            qs = torch.cat([torch.ones_like(w_k), torch.full_like(ws, scale)], dim=1)
+        else:
+            cols = torch.arange(0, K, K // _SAMPLE, device=z.device).expand(rows.numel(), -1)
+            qs = torch.cat([qc[rows], measure(rows, cols) / qbar_r[:, None] * scale], dim=1)
+        ws = torch.cat([w_k, ws], dim=1)
+        estimate = _solve_threshold(ws, qs, beta, lower=c_r)
+        slope = -_mass(ws, qs, beta, estimate)[1] / beta  # T = Σ qs (ws − c)_+^{β−1}: −F' at the estimate
+        # the sampled part of the mass (1 at the estimate) has a standard error of about √(Σ_sampled term²)
+        terms = qs[:, k:] * _power((ws[:, k:] - estimate[:, None]).clamp_min_(0.0), beta)
+        gamma = 1.0 + 4.0 * terms.square_().sum(dim=1).sqrt()
+        start = estimate - (gamma.pow(1.0 / beta) - 1.0) / slope
+        start = torch.where(start > c_r, start, c_r)  # (NaN, from a zero slope, keeps c_r)
+    idx2, w2, qc2 = above(start, torch.arange(rows.numel(), device=z.device))
+    c2, f0 = _solve_threshold(w2, qc2, beta, lower=start, start_mass=True)
+    bad = (start > c_r) & (f0 < 0)  # the estimate was above the root (the mass there is < 1): start over
+    if bool(bad.any()):
+        b = bad.nonzero(as_tuple=True)[0]
+        start = torch.where(bad, c_r, start)
+        idx_b, w_b, qc_b = above(c_r[b], b)
+        n = max(idx2.shape[1], idx_b.shape[1])
+        idx2, w2 = _pad(idx2, n, 0), _pad(w2, n, -math.inf)
+        idx2[b], w2[b] = _pad(idx_b, n, 0), _pad(w_b, n, -math.inf)
+        if qc2 is not None:
+            qc2 = _pad(qc2, n, 1.0)
+            qc2[b] = _pad(qc_b, n, 1.0)
+        c2 = torch.where(bad, _solve_threshold(w2, qc2, beta, lower=start), c2)
+    p2, power2, mean2 = normalized(w2, qc2, c2)
+    tau[rows] = top_r + (c2 / lam_r + 1.0) / (alpha - 1.0)
+    if rows.numel() == B:
+        return AlphaSolution(index=idx2, prob=p2, tau=tau, power=power2, shift=_shift(mean2, top, alpha))
     width = max(index.shape[1], idx2.shape[1])
     index = torch.cat([index, index[:, :1].expand(B, width - index.shape[1])], dim=1)
     prob = torch.cat([prob, prob.new_zeros(B, width - prob.shape[1])], dim=1)
     index[rows] = torch.cat([idx2, idx2[:, :1].expand(-1, width - idx2.shape[1])], dim=1)
     prob[rows] = torch.cat([p2, p2.new_zeros(p2.shape[0], width - p2.shape[1])], dim=1)
-    tau[rows] = top[rows] + (c2 / lam[rows] + 1.0) / (alpha - 1.0)
-    return AlphaSolution(index=index, prob=prob, tau=tau)
+    if power is not None:
+        power[rows], mean[rows] = power2, mean2
+    return AlphaSolution(index=index, prob=prob, tau=tau, power=power, shift=_shift(mean, top, alpha))
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -309,10 +433,15 @@ class _AlphaSoftargmax(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, z2d, alpha, q2d):
-        sol = solve(z2d.detach(), alpha, q2d)
+        B, K = z2d.shape
+        p = torch.empty(B, K, dtype=z2d.dtype, device=z2d.device)
+        zd, taus = z2d.detach(), []
+        for rows in _row_blocks(B, K, z2d.device):
+            sol = solve(zd[rows], alpha, q2d[rows] if q2d is not None and q2d.dim() == 2 else q2d)
+            p[rows].zero_().scatter_add_(1, sol.index, sol.prob.to(p.dtype))
+            taus.append(sol.tau)
         if validating():
-            _check_roots(sol.tau)
-        p = sol.dense(z2d.shape[1]).to(z2d.dtype)
+            _check_roots(torch.cat(taus))
         ctx.alpha = alpha
         ctx.has_q = q2d is not None
         ctx.save_for_backward(p, q2d if q2d is not None else torch.empty(0))
@@ -336,25 +465,31 @@ class _AlphaSoftargmax(torch.autograd.Function):
 
 
 class _SparseGradient(torch.autograd.Function):
-    """Returns the precomputed per-sample loss; backward ``(p − e_y) · grad`` from the sparse solution.
+    """Returns the precomputed per-sample loss; backward ``(p − e_y) · grad`` from the sparse solution of each block
+    of rows (``blocks``: (row slice, index, prob) triples covering the rows in order).
 
     The solver is not differentiated: ``∂L/∂z = p − e_y`` is the Fenchel–Young gradient.
     """
 
     @staticmethod
-    def forward(ctx, z, loss, index, prob, y):
-        ctx.save_for_backward(index, prob, y)
+    def forward(ctx, z, loss, y, blocks):
+        ctx.save_for_backward(y)
+        ctx.blocks = blocks  # tensors made under no_grad from the detached logits: no reference to the graph
         ctx.num_classes = z.shape[1]
+        ctx.dtype = z.dtype
         return loss.clone()
 
     @staticmethod
+    @torch.autograd.function.once_differentiable
     def backward(ctx, grad_loss):
-        index, prob, y = ctx.saved_tensors
-        g = grad_loss.to(prob.dtype)
-        grad = torch.zeros(prob.shape[0], ctx.num_classes, dtype=prob.dtype, device=prob.device)
-        grad.scatter_add_(1, index, prob * g[:, None])
+        (y,) = ctx.saved_tensors
+        g = grad_loss.to(ctx.dtype)
+        grad = torch.empty(y.shape[0], ctx.num_classes, dtype=ctx.dtype, device=y.device)
+        for rows, index, prob in ctx.blocks:  # block by block: the only B×K tensor is the gradient itself
+            block = grad[rows].zero_()
+            block.scatter_add_(1, index, prob * g[rows, None])
         grad[torch.arange(y.shape[0], device=y.device), y] -= g
-        return grad, None, None, None, None
+        return grad, None, None, None
 
 
 def loss_from_solution(
@@ -371,8 +506,13 @@ def loss_from_solution(
     inf·0, so it is finite whenever it is representable. Clamped at 0 (L ≥ 0 exactly; rounding can leave −1e-16)."""
     rows = torch.arange(z.shape[0], device=z.device)
     zy = z[rows, y].double()
-    zc = z.gather(1, sol.index).double()
     p = sol.prob
+    if q is None and target_q is None and sol.power is not None and sol.shift is not None:
+        # from the solver's sums, without another pass over the candidates: Σ p (z − z_y) = Σ p (z − top) + top − z_y
+        linear = sol.shift[0] + (sol.shift[1] - zy)
+        loss = linear + (1.0 - sol.power) / (alpha * (alpha - 1.0))
+        return loss.clamp_min(0.0)
+    zc = z.gather(1, sol.index).double()
     qc = _gather_measure(q, None, sol.index)
     qy = _gather_measure(q, None, y[:, None])[:, 0]
     if target_q is not None:
@@ -381,7 +521,7 @@ def loss_from_solution(
         qy = tq
     linear = torch.where(p > 0, p * (zc - zy[:, None]), torch.zeros_like(p)).sum(dim=1)
     if q is None and target_q is None:
-        entropy = p.pow(alpha).sum(dim=1)
+        entropy = sol.power if sol.power is not None else p.pow(alpha).sum(dim=1)
     else:  # q_j^{1−α} is inf for a tiny q_j: then exp((1−α) log q_j + α log p_j), finite (0 where p_j = 0)
         qpow = qc.pow(1.0 - alpha)
         entropy = torch.where(
@@ -504,11 +644,20 @@ def alpha_loss_per_sample(
         with torch.no_grad():
             p_y = torch.exp(-per.detach())
         return per, {"support_size": torch.tensor(float(K)), "py_zero": (p_y <= 0).float().mean()}
+    blocks, values, support, py_zero = [], [], [], []
     with torch.no_grad():
-        sol = solve(z.detach(), alpha, q, y if target_q is not None else None, target_q)
-        values = loss_from_solution(z.detach(), y, alpha, q, target_q, sol)
-        stats = {"support_size": sol.support_size.float().mean(), "py_zero": (sol.at(y) <= 0).float().mean()}
-    per = _SparseGradient.apply(z, values.to(z.dtype), sol.index, sol.prob.to(z.dtype), y)
+        zd = z.detach()
+        for rows in _row_blocks(B, K, z.device):
+            qb = q[rows] if q is not None and q.dim() == 2 else q
+            tq = None if target_q is None else target_q[rows]
+            yb = y[rows]
+            sol = solve(zd[rows], alpha, qb, yb if tq is not None else None, tq)
+            values.append(loss_from_solution(zd[rows], yb, alpha, qb, tq, sol))
+            blocks.append((rows, sol.index, sol.prob.to(z.dtype)))
+            support.append(sol.support_size)
+            py_zero.append(sol.at(yb) <= 0)
+        stats = {"support_size": torch.cat(support).float().mean(), "py_zero": torch.cat(py_zero).float().mean()}
+    per = _SparseGradient.apply(z, torch.cat(values).to(z.dtype), y, blocks)
     return per, stats
 
 
