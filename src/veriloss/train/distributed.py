@@ -16,6 +16,8 @@ import torch.distributed as dist
 from torch import nn
 from torch.distributed import nn as dist_nn
 
+from .._dist import is_distributed, rank, world_size
+
 __all__ = [
     "CrossRankBatchNorm",
     "clip_grad_norm",
@@ -26,18 +28,6 @@ __all__ = [
     "shutdown",
     "world_size",
 ]
-
-
-def is_distributed() -> bool:
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
-
-
-def rank() -> int:
-    return dist.get_rank() if is_distributed() else 0
-
-
-def world_size() -> int:
-    return dist.get_world_size() if is_distributed() else 1
 
 
 def init_from_env(backend: str = "auto") -> bool:

@@ -7,6 +7,9 @@ from __future__ import annotations
 import torch
 import torch.distributed as dist
 
+from ..._dist import rank
+from ..._dist import world_size as world
+
 __all__ = [
     "all_gather",
     "all_gather_rows",
@@ -21,16 +24,6 @@ __all__ = [
 ]
 
 _INT_OF = {torch.float32: torch.int32, torch.float64: torch.int64}
-
-
-def world() -> int:
-    """The number of processes of the default group (1 without one)."""
-    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
-
-
-def rank() -> int:
-    """This process's rank in the default group (0 without one)."""
-    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
 
 
 def as_bits(ints: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
