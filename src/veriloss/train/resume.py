@@ -24,6 +24,7 @@ SAFE_TO_CHANGE = (
     "log",
     "checkpoint.every_steps",
     "num_workers",
+    "data.cache_mb",
     "channels_last",
     "compile",
     "validate.every_epochs",

@@ -7,7 +7,9 @@ utterances), ``sample_rate`` (16000; files at other rates are resampled), ``augm
 ``chunk_seconds`` and ``chunk_hop`` (test split only: embed each utterance as the normalized mean of the normalized
 embeddings of chunks this long every ``chunk_hop`` seconds, default half a chunk, see :func:`embedding_chunks`;
 null: whole utterances, the default), ``skip_corrupt`` (false; true: drop the files whose header check fails,
-:meth:`AudioDataset.verify`, listed in ``dataset.skipped``; no effect on synthetic-audio). Audio datasets give
+:meth:`AudioDataset.verify`, listed in ``dataset.skipped``; no effect on synthetic-audio), ``cache_mb`` (files
+only: MiB of decoded utterances each loading process keeps in memory, so epochs after the first skip the decoder;
+0 for folders and lists, 1024 for speechocean). Audio datasets give
 waveform items, ``channels`` 1, ``image_size`` None and a ``sample_rate``.
 """
 
@@ -54,7 +56,7 @@ def _rate_and_chunks(sample_rate, chunk_seconds, chunk_hop) -> int:
 
 
 def _clips(
-    split: str, crop_seconds, sample_rate, augment: bool, skip_corrupt: bool, chunk_seconds, chunk_hop
+    split: str, crop_seconds, sample_rate, augment: bool, skip_corrupt: bool, chunk_seconds, chunk_hop, cache_mb=0
 ) -> dict[str, Any]:
     """The :class:`AudioDataset` arguments every file-based audio dataset shares (crops, rate, augmentation)."""
     sample_rate = _rate_and_chunks(sample_rate, chunk_seconds, chunk_hop)
@@ -65,6 +67,7 @@ def _clips(
         "speed": SpeedPerturb() if augment else None,
         "noise": AddNoise(sample_rate=sample_rate) if augment else None,
         "skip_corrupt": skip_corrupt,
+        "cache_mb": at_least("cache_mb", cache_mb, 0),
     }
 
 
@@ -81,14 +84,15 @@ def speechocean(
     chunk_hop: float | None = None,
     skip_corrupt: bool = False,
     validation_speakers: int = 0,
+    cache_mb: int = 1024,
 ) -> AudioDataset:
     """speechocean762 from ``root`` (the folder with ``speechocean762_train_opus.zip`` and ``manifest.tsv``):
     ``train_speakers`` of its 125 speakers, chosen by :func:`speaker_split` with ``seed``, train; the others are
     the test split. ``validation_speakers``: that many of the training speakers (the last in the same hash order,
     :func:`validation_speaker_split`) are held out of "train" and form the "validation" split; the test split is
-    unchanged."""
+    unchanged. ``cache_mb`` defaults to 1024: the 95-speaker training split decodes to ≈ 400 MiB."""
     seed = at_least("seed", seed, 0)
-    kwargs = _clips(split, crop_seconds, sample_rate, augment, skip_corrupt, chunk_seconds, chunk_hop)
+    kwargs = _clips(split, crop_seconds, sample_rate, augment, skip_corrupt, chunk_seconds, chunk_hop, cache_mb)
     folder = Path(root).expanduser()
     zip_path, manifest = folder / SPEECHOCEAN_ZIP, folder / SPEECHOCEAN_MANIFEST
     for path in (zip_path, manifest):
@@ -168,10 +172,11 @@ def audio_folder(
     chunk_seconds: float | None = None,
     chunk_hop: float | None = None,
     skip_corrupt: bool = False,
+    cache_mb: int = 0,
 ) -> AudioDataset:
     """Speaker folders (:func:`from_folder`: one sub-folder per speaker, files at any depth, as VoxCeleb):
     ``train_root``, ``test_root``, each required for its split."""
-    kwargs = _clips(split, crop_seconds, sample_rate, augment, skip_corrupt, chunk_seconds, chunk_hop)
+    kwargs = _clips(split, crop_seconds, sample_rate, augment, skip_corrupt, chunk_seconds, chunk_hop, cache_mb)
     root = train_root if split == "train" else test_root
     if root is None:
         what = "one sub-folder of audio files per speaker"
@@ -191,11 +196,12 @@ def audio_list(
     chunk_seconds: float | None = None,
     chunk_hop: float | None = None,
     skip_corrupt: bool = False,
+    cache_mb: int = 0,
 ) -> AudioDataset:
     """Utterance lists: ``train_list``, ``test_list``, each required for its split, a manifest TSV
     (:func:`from_manifest`; its ``file`` column relative to ``audio_root``, a folder or a .zip, default the
     manifest's folder) or a Kaldi data folder holding ``wav.scp`` and ``utt2spk`` (:func:`from_kaldi`)."""
-    kwargs = _clips(split, crop_seconds, sample_rate, augment, skip_corrupt, chunk_seconds, chunk_hop)
+    kwargs = _clips(split, crop_seconds, sample_rate, augment, skip_corrupt, chunk_seconds, chunk_hop, cache_mb)
     key, listed = f"{split}_list", train_list if split == "train" else test_list
     if listed is None:
         raise ValueError(

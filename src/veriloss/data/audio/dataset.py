@@ -40,6 +40,11 @@ class AudioDataset(Dataset):
     :meth:`verify` checks every file's header (:func:`check_audio`; ``decode=True``: decodes them). With
     ``skip_corrupt=True`` the construction runs it (the factories: once ``utterances`` is set) and drops the bad
     items (listed in ``skipped``, with a warning; labels and ``num_classes`` unchanged).
+
+    ``cache_mb`` (default 0: off) keeps decoded utterances (float32 at the file's rate, before crop, speed and noise)
+    in memory up to that many MiB, so later epochs skip the decoder; the items are the same bits either way. The
+    cache belongs to each loading process (with ``num_workers`` > 0, each worker fills its own, up to the limit) and
+    is not pickled to workers.
     """
 
     channels = 1
@@ -56,6 +61,7 @@ class AudioDataset(Dataset):
         transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
         speakers: Sequence[str] | None = None,
         skip_corrupt: bool = False,
+        cache_mb: int = 0,
     ):
         if isinstance(sample_rate, bool) or not isinstance(sample_rate, int) or sample_rate < 1:
             raise ValueError(f"sample_rate must be a positive integer (Hz), got {sample_rate!r}")
@@ -63,6 +69,8 @@ class AudioDataset(Dataset):
             raise ValueError(f"crop_seconds must be > 0 or None (whole utterances), got {crop_seconds!r}")
         if not (isinstance(min_seconds, (int, float)) and min_seconds >= 0):
             raise ValueError(f"min_seconds must be ≥ 0, got {min_seconds!r}")
+        if isinstance(cache_mb, bool) or not isinstance(cache_mb, (int, np.integer)) or cache_mb < 0:
+            raise ValueError(f"cache_mb must be an integer ≥ 0 (MiB of decoded audio kept in memory), got {cache_mb!r}")
         if len(items) == 0:
             raise ValueError("items is empty: an audio dataset needs at least one (source, label) pair")
         sources, labels = [], []
@@ -87,11 +95,32 @@ class AudioDataset(Dataset):
         self.speakers = list(speakers) if speakers is not None else None
         self.skip_corrupt = bool(skip_corrupt)
         self.skipped: list[str] = []
+        self.cache_mb = int(cache_mb)
+        self._cache: dict[int, tuple[np.ndarray, int]] = {}
+        self._cache_bytes = 0
         if self.skip_corrupt:
             self.verify()
 
     def __len__(self) -> int:
         return len(self.sources)
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()  # worker processes start with an empty cache of their own
+        state["_cache"], state["_cache_bytes"] = {}, 0
+        return state
+
+    def _decoded(self, index: int) -> tuple[np.ndarray, int]:
+        """:func:`decode_audio` of item ``index`` (samples at the file's rate, read-only when cached), from the cache
+        when it holds it; a decoded utterance is kept while the cache stays within ``cache_mb``."""
+        hit = self._cache.get(index)
+        if hit is not None:
+            return hit
+        samples, rate = decode_audio(self.sources[index], self.sample_rate, self.min_samples)
+        if self._cache_bytes + samples.nbytes <= self.cache_mb * 2**20:
+            samples.setflags(write=False)  # shared by every later access: nothing may write into it
+            self._cache[index] = (samples, rate)
+            self._cache_bytes += samples.nbytes
+        return samples, rate
 
     def _at(self, exc: CorruptSampleError, index: int) -> CorruptSampleError:
         utterances = getattr(self, "utterances", None)
@@ -100,6 +129,7 @@ class AudioDataset(Dataset):
 
     def _keep(self, keep: np.ndarray) -> None:
         n, kept = len(self), keep.tolist()
+        self._cache, self._cache_bytes = {}, 0  # keyed by item index, which changes
         self.sources = [self.sources[i] for i in kept]
         self.labels = self.labels[torch.from_numpy(keep)]
         for name in ("utterances", "num_samples"):
@@ -132,7 +162,7 @@ class AudioDataset(Dataset):
     def item(self, index: int, generator: torch.Generator | None = None) -> tuple[torch.Tensor, int]:
         """Item ``index`` with its random numbers drawn from ``generator`` (None: torch's global generator)."""
         try:
-            samples, rate = decode_audio(self.sources[index], self.sample_rate, self.min_samples)
+            samples, rate = self._decoded(index)
         except CorruptSampleError as exc:
             raise self._at(exc, index) from None
         if self.crop_samples is None:
