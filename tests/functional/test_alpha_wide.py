@@ -103,3 +103,20 @@ def test_row_blocks_equal_rows_solved_alone(alpha):
     torch.testing.assert_close(loss.detach(), torch.cat(alone), rtol=1e-6, atol=1e-6)
     torch.testing.assert_close(zz.grad, torch.cat(grads), rtol=0, atol=1e-7)
     torch.testing.assert_close(stats["support_size"], torch.stack(supports).mean())
+
+
+def test_the_two_packings_of_the_candidates_agree():
+    """The CPU's row-by-row packing and the vectorized one (the GPU's) give the same index matrix and counts, with
+    empty rows (one padding column), full rows and every density between."""
+    g = torch.Generator().manual_seed(3)
+    for density in (0.0, 0.001, 0.2, 0.9, 1.0):
+        mask = torch.rand(9, 301, generator=g) < density
+        mask[2] = False
+        mask[5] = True if density > 0.5 else mask[5]
+        a_index, a_counts = alpha_module._pack_by_row(mask)
+        b_index, b_counts = alpha_module._pack_vectorized(mask)
+        assert torch.equal(a_counts, b_counts) and torch.equal(a_counts, mask.sum(dim=1))
+        assert torch.equal(a_index, b_index) and a_index.shape[1] == max(int(mask.sum(dim=1).max()), 1)
+        for i in range(mask.shape[0]):  # each row's classes, in order, first
+            n = int(a_counts[i])
+            assert torch.equal(a_index[i, :n], mask[i].nonzero()[:, 0])

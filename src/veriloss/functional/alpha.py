@@ -261,14 +261,34 @@ def _pad(t: torch.Tensor, width: int, fill: float | int) -> torch.Tensor:
     return torch.cat([t, t.new_full((t.shape[0], width - t.shape[1]), fill)], dim=1) if t.shape[1] < width else t
 
 
-def candidates_above(z: torch.Tensor, thr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per row, the classes with ``z > thr`` packed left into a (R, n_max) index matrix, and its validity mask."""
-    rows, cols = (z > thr[:, None]).nonzero(as_tuple=True)
-    counts = torch.bincount(rows, minlength=z.shape[0])
-    width = max(int(counts.max()), 1)  # ≥ 1: a row without candidates (NaN logits) gets one padding column
-    pos = torch.arange(rows.numel(), device=z.device) - (torch.cumsum(counts, 0) - counts)[rows]
-    index = torch.zeros(z.shape[0], width, dtype=torch.long, device=z.device)
+def _pack_by_row(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(index, counts) of :func:`candidates_above` row by row: one ``nonzero`` per row writes its columns in place
+    (on the CPU 1.5–2.5× faster than :func:`_pack_vectorized` at wide supports)."""
+    counts = mask.sum(dim=1)
+    index = torch.zeros(mask.shape[0], max(int(counts.max()), 1), dtype=torch.long, device=mask.device)
+    for i, n in enumerate(counts.tolist()):
+        if n:
+            index[i, :n] = mask[i].nonzero()[:, 0]
+    return index, counts
+
+
+def _pack_vectorized(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(index, counts) of :func:`candidates_above` in one pass over the (row, column) pairs (one kernel per step)."""
+    rows, cols = mask.nonzero(as_tuple=True)
+    counts = torch.bincount(rows, minlength=mask.shape[0])
+    pos = torch.arange(rows.numel(), device=mask.device) - (torch.cumsum(counts, 0) - counts)[rows]
+    index = torch.zeros(mask.shape[0], max(int(counts.max()), 1), dtype=torch.long, device=mask.device)
     index[rows, pos] = cols
+    return index, counts
+
+
+def candidates_above(z: torch.Tensor, thr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per row, the classes with ``z > thr`` packed left into a (R, n_max) index matrix (n_max ≥ 1: a row without
+    candidates, NaN logits, gets one padding column), and its validity mask. Row by row on the CPU, vectorized
+    elsewhere."""
+    mask = z > thr[:, None]
+    index, counts = (_pack_by_row if z.device.type == "cpu" else _pack_vectorized)(mask)
+    width = index.shape[1]
     valid = torch.arange(width, device=z.device) < counts[:, None]  # each row's candidates come first
     index = torch.where(valid, index, index[:, :1])  # padding repeats a real class (its p is set to 0)
     return index, valid
