@@ -231,7 +231,15 @@ _SYNCS = ("item", "tolist", "__bool__", "__int__", "__float__", "__index__")
 #: the α solver reads the device where its maths needs it (see veriloss.functional.alpha): the Newton iterations
 #: stop once every row converged, the second pass runs for the rows that need it, the candidates' width is the
 #: largest count of a row; the stream grows its top-k while a left-out logit may be in a support
-_SOLVER = {"_solve_threshold", "solve", "candidates_above", "stream_top", "stream_above"}
+_SOLVER = {
+    "_solve_threshold",
+    "solve",
+    "candidates_above",
+    "_pack_by_row",
+    "_pack_vectorized",
+    "stream_top",
+    "stream_above",
+}
 
 
 def _count_syncs(monkeypatch, run) -> Counter:
