@@ -214,9 +214,9 @@ def test_one_pass_with_few_cells_keeps_scores_instead(kind, max_cells):
 
 
 def test_one_pass_int32_counters_move_to_int64(monkeypatch):
-    import veriloss.metrics.summary as summary
+    import veriloss.metrics.cells as cells
 
-    monkeypatch.setattr(summary, "_FLUSH_AT", 5000)  # as if 2^31 scores had been counted
+    monkeypatch.setattr(cells, "_FLUSH_AT", 5000)  # as if 2^31 scores had been counted
     g, i = _float32_data("concentrated", 2)
     one, _ = _one_pass(g, i, top=30, n=i.size, block=3000)
     _same_summary(one, summarize(g, i, top=30, p_targets=(0.01, 0.05)))

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from veriloss.metrics import summarize, tar_at_far
-from veriloss.metrics.summary import bin_index, bin_low_edge
+from veriloss.metrics.bins import bin_index, bin_low_edge
 from veriloss.report.histograms import _edges, _title, histogram_counts, score_histograms, score_range, thresholds
 
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..metrics import ImpostorSummary
 from ..metrics._scores import check_fars, floor_far_count
-from ..metrics.summary import n_bins
+from ..metrics.bins import n_bins
 from ..report._atomic import atomic_write
 
 __all__ = ["SCORES_NAME", "compute_scores", "load_scores", "save_scores"]

@@ -9,17 +9,11 @@ An all-pairs evaluation of 13k embeddings has ~87M impostor pairs; the metrics d
 * AUC is accumulated exactly in the second pass (pairs in bins without genuine scores are counted per bin).
 
 When the genuine scores are known first (:meth:`SummaryBuilder.prepare`, as in the all-pairs protocol), one pass
-suffices: each bin's counts are split at its genuine value (bins with several are split in finer cells), which makes
-#{impostor < g} and #{impostor ≤ g} exact for every genuine g (AUC); the exact scores of the bins that EER, minDCF
-and the top will need are kept on the way, those bins being predicted from a small sample of impostor scores. A
-missed prediction costs the usual second pass, never exactness.
+usually suffices: the counting is done by :mod:`veriloss.metrics.cells` (bins split at the genuine values, predicted
+bins kept exactly); a missed prediction costs the usual second pass, never exactness.
 
-The bins follow the float32 bit pattern: the pattern, read as a sign-magnitude integer, is monotone in the value, so
-its top bits (sign, exponent and ``mantissa_bits`` mantissa bits; 11 by default, i.e. 2^20 bins, each 2^-11 of its
-octave wide) give a bin that is non-decreasing in the score, for any score range and no clamping. Every score
-(genuine or impostor, any dtype) goes through the same function: cast to float32 (monotone), then the bit bin. So
-the bins split the real line into ordered intervals, "above a bin" counts are exact, and computing them is a few
-integer operations (no sort).
+The bins are those of :mod:`veriloss.metrics.bins` (float32 bit patterns: ordered intervals, exact "above a bin"
+counts, no sort).
 
 Usage (two passes over the same impostor scores, in any blocks and order)::
 
@@ -51,366 +45,12 @@ import torch
 
 from .._checks import check_int
 from ._scores import CHUNK, TopAccumulator, as_scores, check_cost, check_rate, dcf_cost
+from .bins import MANTISSA_BITS, bin_index, bin_low_edge, float32_keys, key_values, mantissa_shift, n_bins
+from .cells import FINE_SHIFT, SLOT_CHUNK, CellCounter, predict_bins
 
 __all__ = ["ImpostorSummary", "SummaryBuilder", "summarize"]
 
-MANTISSA_BITS = 11
-_INF_BITS = 0x7F800000  # float32 +inf: the largest finite-or-infinite magnitude
-
-
-def _shift(mantissa_bits: int) -> int:
-    return 23 - int(mantissa_bits)
-
-
-def n_bins(shift: int) -> int:
-    """Number of bins for a given shift (−inf … +inf)."""
-    return 2 * (_INF_BITS >> shift) + 1
-
-
-def bin_index(x: np.ndarray | torch.Tensor, shift: int) -> np.ndarray:
-    """Bin of each score (int32 array in [0, n_bins)), non-decreasing in the score.
-
-    key = sign-magnitude integer of float32(x) (−0.0 and +0.0 both give 0); bin = (key >> shift) + offset. A few
-    single-threaded integer passes in numpy (memory-bound; no thread contention).
-    """
-    a = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
-    v = np.ascontiguousarray(a.reshape(-1), dtype=np.float32).view(np.int32)
-    m = v >> 31  # 0 for +, −1 for −
-    key = v & 0x7FFFFFFF
-    key ^= m
-    key -= m  # −magnitude for negative scores
-    key >>= shift
-    key += _INF_BITS >> shift
-    return key
-
-
-def bin_low_edge(b: np.ndarray, shift: int) -> np.ndarray:
-    """The lowest float32 value of each bin (float64), used as the nominal threshold of a bin boundary."""
-    key = (np.asarray(b, dtype=np.int64) - (_INF_BITS >> shift)) << shift  # the smallest key of the bin
-    bits = np.where(key < 0, (-key) | 0x80000000, key).astype(np.uint32)
-    return bits.view(np.float32).astype(np.float64)
-
-
-def _keys(x: np.ndarray) -> np.ndarray:
-    """Sign-magnitude integer of each float32 value (int64): monotone, −0.0 and +0.0 both 0."""
-    v = np.ascontiguousarray(x, dtype=np.float32).view(np.int32).astype(np.int64)
-    return np.where(v < 0, -(v & 0x7FFFFFFF), v)
-
-
-def _key_values(k: np.ndarray) -> np.ndarray:
-    """The float32 value (as float64) of each sign-magnitude key."""
-    k = np.asarray(k, dtype=np.int64)
-    return np.where(k < 0, (-k) | 0x80000000, k).astype(np.uint32).view(np.float32).astype(np.float64)
-
-
-def _prefix_at(counts: np.ndarray, pos: np.ndarray, step: int = CHUNK) -> np.ndarray:
-    """Σ counts[:p + 1] for each p in ``pos`` (int64; −1 gives 0), chunk by chunk (no full-size int64 copy)."""
-    order = np.argsort(pos, kind="stable")
-    ps = pos[order]
-    out = np.zeros(pos.size, dtype=np.int64)
-    done, total, j = 0, 0, int(np.searchsorted(ps, 0))
-    while j < ps.size and done < counts.size:
-        c = np.cumsum(counts[done : done + step], dtype=np.int64)
-        k = int(np.searchsorted(ps, done + c.size))
-        out[order[j:k]] = total + c[ps[j:k] - done]
-        total += int(c[-1])
-        done += c.size
-        j = k
-    return out
-
-
 _TOP_KEEP = 1 << 22  # keep the top scores as keys (one pass) when there are at most this many
-SLOT_CHUNK = 1 << 17  # scores per step of the one-pass counter: its work buffers stay in the CPU cache
-_FINE_SHIFT = 12  # the counter's bins: 2^12 float32 values each (11 mantissa bits), or the summary's if finer
-_SUB_BITS = 6  # a bin holding several genuine values has at most 2^6 cells (of 64 float32 values)
-_FLUSH_AT = 2**31 - 1  # int32 counters are moved to int64 totals before this many more scores
-_SPLIT = (1 << 13) - 1  # bits of a split value (the genuine value's low key bits; 2^12 + 1: none)
-_SHARED = 1 << 14  # cell flag: it still holds two or more genuine values, keep its scores
-_DENSE = -(1 << 31)  # bin flag: the bin has cells (its entry: first cell << 4 | shift of the cells)
-_KEEP = 1 << 30  # bin flag: keep its scores (a predicted EER/minDCF bin)
-_KEEP_SHARED = 1 << 29  # bin flag: keep its scores (several genuine values and no cells)
-_FLAGS = _KEEP_SHARED  # as uint32, an entry ≥ this has a flag
-
-
-class _CellCounter:
-    """One-pass impostor counts with exact ranks against every genuine value (see :meth:`SummaryBuilder.prepare`).
-
-    Keys (sign-magnitude integers of the float32 bits) fall in bins of 2^s values (s = min(shift, 12)). Each bin has
-    three counters: scores below, equal to and above its genuine value, if it holds exactly one (its "split"). So a
-    score costs one lookup in a bin table (small: the scores occupy few bins), a sign and one ``index_add_``. Bins
-    holding several genuine values are "dense": their scores are also counted in 2^r cells (r just large enough to
-    separate the values, at most 6), each split the same way (a second lookup, for those scores only). Scores of the
-    predicted EER/minDCF bins, and of cells still holding two genuine values, are also kept as keys. Hence
-    #{impostor < g} and #{impostor ≤ g} are exact for every genuine g (AUC), and the exact values of the kept bins
-    are known (EER/minDCF without a second pass).
-    """
-
-    def __init__(self, gkeys: np.ndarray, gcount: np.ndarray, keep_bins: np.ndarray, s: int, max_cells: int):
-        self.s, self.off = s, _INF_BITS >> s
-        nb = 2 * self.off + 1
-        low = (1 << s) - 1
-        gb = (gkeys >> s) + self.off
-        gl = gkeys & low
-        # cell bits of a bin: enough to separate its consecutive genuine values (the bits above their highest
-        # differing bit), at most _SUB_BITS, fewer if the cells would exceed max_cells
-        same = gb[1:] == gb[:-1]
-        need = np.zeros(gb.size, dtype=np.int64)
-        need[1:][same] = s - np.floor(np.log2((gl[1:] ^ gl[:-1])[same])).astype(np.int64)
-        r = np.zeros(nb, dtype=np.int64)
-        np.maximum.at(r, gb, need)
-        cap = min(_SUB_BITS, s)
-        while cap and int(np.sum(np.left_shift(1, np.minimum(r[r > 0], cap)))) > max_cells:
-            cap -= 1
-        rb = np.minimum(r, cap) if cap else np.zeros_like(r)
-        dense = np.flatnonzero(rb > 0)
-        sizes = np.left_shift(1, rb[dense])
-        first = 1 + np.cumsum(sizes) - sizes  # first cell of each dense bin (cell 0 unused)
-        rsh = s - rb
-        self.n_cells = int(1 + sizes.sum())
-        one = np.bincount(gb, minlength=nb) == 1
-        table = np.full(nb, low + 2, dtype=np.int64)  # split beyond every key: all "below"
-        table[gb[one[gb]]] = gl[one[gb]]
-        table[dense] = _DENSE | ((first + self.n_cells) << 4) | rsh[dense]
-        several = np.bincount(gb, minlength=nb) > 1
-        table[several & (rb == 0)] |= _KEEP_SHARED  # no room for cells: keep the bin's scores
-        keep = np.asarray(keep_bins, dtype=np.int64)
-        table[keep] |= _KEEP
-        self.keep_bin = np.zeros(nb, dtype=bool)
-        self.keep_bin[keep] = True
-        self.table = torch.from_numpy(np.concatenate([np.zeros(nb, dtype=np.int64), table]).astype(np.int32))
-        # cells of dense bins and the genuine values' cells
-        self.gdense = rb[gb] > 0
-        self.gcell = np.zeros(gb.size, dtype=np.int64)
-        bin_first = np.zeros(nb, dtype=np.int64)
-        bin_first[dense] = first
-        self.gcell[self.gdense] = bin_first[gb[self.gdense]] + (gl[self.gdense] >> rsh[gb[self.gdense]])
-        split = np.full(self.n_cells, low + 2, dtype=np.int64)
-        cells, at, per = np.unique(self.gcell[self.gdense], return_index=True, return_counts=True)
-        split[cells] = np.where(per == 1, gl[self.gdense][at], low + 2 + _SHARED)
-        self.split = torch.from_numpy(np.concatenate([split, split]).astype(np.int32))  # indexed by n_cells + cell
-        self.any_shared = bool(np.any(split & _SHARED))
-        self.gshared = np.where(self.gdense, (split[self.gcell] & _SHARED) > 0, several[gb] & (rb[gb] == 0))
-        cell_rsh = np.where(self.gdense, rsh[gb], s)
-        self.glo = (gkeys >> cell_rsh) << cell_rsh  # lowest key of the genuine value's cell (or bin)
-        self.gkeys, self.gcount, self.gb = gkeys, gcount, gb
-        self.bin_first, self.low = bin_first, low
-        self.shared_bin = several & (rb == 0)
-        # three planes of counters (scores below, at, above the split), so that bins without a genuine value use one
-        self.nb = nb
-        self.counts = torch.zeros(3 * nb, dtype=torch.int32)
-        self.cell_counts = torch.zeros(3 * self.n_cells, dtype=torch.int32)
-        self.wide: list[np.ndarray | None] = [None, None]
-        self.unflushed = 0
-        self.kept: list[np.ndarray] = []  # keys of the flagged bins
-        self.kept_cells: list[np.ndarray] = []  # keys of the shared cells
-        self.dense: list[tuple[np.ndarray, np.ndarray]] = []  # scores of dense bins waiting for _add_cells
-        self.n_dense = 0
-        self._buf = [np.empty(SLOT_CHUNK, dtype=np.int32) for _ in range(5)]
-        self._tbuf = [torch.from_numpy(b) for b in self._buf]
-        self._flag = np.empty(SLOT_CHUNK, dtype=bool)
-        self._ones = torch.ones(1, dtype=torch.int32).expand(2 * SLOT_CHUNK + (1 << 18))
-
-    def _flush(self) -> None:
-        """Move the int32 counters to int64 totals (before 2^31 − 1 more scores could overflow them)."""
-        self._add_cells()
-        for i, x in enumerate((self.counts, self.cell_counts)):
-            wide = x.numpy().astype(np.int64)
-            self.wide[i] = wide if self.wide[i] is None else self.wide[i] + wide
-            x.zero_()
-        self.unflushed = 0
-
-    def add(self, c: np.ndarray) -> None:
-        """Count one float32 chunk of at most SLOT_CHUNK scores."""
-        m = c.size
-        if self.unflushed + m > _FLUSH_AT:
-            self._flush()
-        self.unflushed += m
-        v = c.view(np.int32)
-        t, k, b, w, u = (x[:m] for x in self._buf)
-        tb, tw = self._tbuf[2][:m], self._tbuf[3][:m]
-        flag = self._flag[:m]
-        np.right_shift(v, 31, out=t)
-        np.bitwise_and(v, 0x7FFFFFFF, out=k)
-        np.bitwise_xor(k, t, out=k)
-        np.subtract(k, t, out=k)  # key
-        np.right_shift(k, self.s, out=b)
-        np.add(b, self.off + self.nb, out=b)  # bin + nb (the table starts with nb unused entries)
-        torch.index_select(self.table, 0, tb, out=tw)  # the bin's split value or cells, and flags
-        np.bitwise_and(k, self.low, out=t)  # low bits of the key
-        np.bitwise_and(w, _SPLIT, out=u)
-        np.subtract(t, u, out=u)
-        np.sign(u, out=u)
-        np.multiply(u, self.nb, out=u)
-        np.add(b, u, out=b)
-        self.counts.index_add_(0, tb, self._ones[:m])  # bin + nb·(1 + sign(low − split)): below, at, above
-        np.greater_equal(w.view(np.uint32), _FLAGS & 0xFFFFFFFF, out=flag)  # a flag bit (the 3 top bits) set
-        if np.count_nonzero(flag):  # scores of dense or kept bins
-            i = np.flatnonzero(flag)
-            w, k = w.take(i), k.take(i)
-            dense = w < 0
-            if dense.any():
-                self.dense.append((k, w) if dense.all() else (k[dense], w[dense]))
-                self.n_dense += self.dense[-1][0].size
-                if self.n_dense >= 1 << 18:  # in batches: fewer, larger numpy calls
-                    self._add_cells()
-            keep = (w & (_KEEP | _KEEP_SHARED)) != 0
-            if keep.any():
-                self.kept.append(k[keep])
-
-    def _add_cells(self) -> None:
-        """Count the pending scores of dense bins (keys, bin table entries) in their cells."""
-        if not self.dense:
-            return
-        k, w = (np.concatenate(x) for x in zip(*self.dense))
-        self.dense, self.n_dense = [], 0
-        low = k & self.low
-        cell = w >> 4
-        cell &= (1 << 25) - 1  # first cell of the bin, + n_cells (the split table starts with n_cells unused entries)
-        np.bitwise_and(w, 15, out=w)
-        np.right_shift(low, w, out=w)
-        cell += w
-        sp = torch.index_select(self.split, 0, torch.from_numpy(cell)).numpy()
-        if self.any_shared:
-            shared = sp > _SPLIT
-            if shared.any():
-                self.kept_cells.append(k[shared])
-            np.bitwise_and(sp, _SPLIT, out=sp)
-        np.subtract(low, sp, out=low)
-        np.sign(low, out=low)
-        low *= self.n_cells
-        cell += low
-        self.cell_counts.index_add_(0, torch.from_numpy(cell), self._ones[: cell.size])  # cell + n_cells·(1 + sign)
-
-    def finish(self, shift: int) -> tuple[np.ndarray, int, np.ndarray]:
-        """(the summary's histogram at ``shift``, Σ over genuine g of #{impostor < g} + #{impostor ≤ g}, the keys
-        kept in the predicted bins)."""
-        self._add_cells()
-        wide = [
-            x.numpy().astype(np.int64) + (0 if y is None else y)
-            for x, y in zip((self.counts, self.cell_counts), self.wide)
-        ]
-        cb, cc = (x.reshape(3, -1) for x in wide)
-        per_bin = self.per_bin = cb.sum(axis=0)
-        d = shift - self.s
-        per_bin_api = per_bin
-        if d:
-            first = (np.arange(n_bins(shift), dtype=np.int64) - (_INF_BITS >> shift) << d) + self.off
-            per_bin_api = np.add.reduceat(per_bin, np.maximum(first, 0))
-        below = np.append(0, np.cumsum(per_bin))[self.gb]  # impostors in lower bins
-        lt_in, eq = cb[0, self.gb], cb[1, self.gb]
-        if self.n_cells > 1:  # dense bins: the lower cells of the bin, then the cell's counters
-            cell_prefix = np.append(0, np.cumsum(cc.sum(axis=0)))  # [c] = scores in cells < c
-            gd, cell = self.gdense, self.gcell[self.gdense]
-            below[gd] += cell_prefix[cell] - cell_prefix[self.bin_first[self.gb[gd]]]
-            lt_in[gd], eq[gd] = cc[0, cell], cc[1, cell]
-        kept = np.concatenate(self.kept) if self.kept else np.empty(0, dtype=np.int32)
-        kept_bin = (kept >> self.s) + self.off
-        shared = np.sort(np.concatenate([*self.kept_cells, kept[self.shared_bin[kept_bin]]]))
-        if self.gshared.any():
-            g = self.gshared
-            left = np.searchsorted(shared, self.gkeys[g], side="left")
-            lt_in[g] = left - np.searchsorted(shared, self.glo[g], side="left")
-            eq[g] = np.searchsorted(shared, self.gkeys[g], side="right") - left
-        auc_num = int(np.sum(self.gcount * (2 * (below + lt_in) + eq), dtype=np.int64))
-        return per_bin_api.astype(np.int64), auc_num, kept[self.keep_bin[kept_bin]]
-
-    def values(self, bins: np.ndarray, shift: int, kept: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(which summary bins at ``shift`` are known exactly, their sorted values as float64); after finish()."""
-        d = shift - self.s
-        bins = np.asarray(bins, dtype=np.int64)
-        ok = np.zeros(bins.size, dtype=bool)
-        for i, b in enumerate(bins):  # every bin of the counter inside it kept, or empty
-            lo = max(((b - (_INF_BITS >> shift)) << d) + self.off, 0)
-            inner = slice(lo, min(lo + (1 << d), self.keep_bin.size))
-            ok[i] = bool(np.all(self.keep_bin[inner] | (self.per_bin[inner] == 0)))
-        kb = (kept >> shift) + (_INF_BITS >> shift)
-        wanted = np.zeros(n_bins(shift), dtype=bool)
-        wanted[bins[ok]] = True
-        return ok, _key_values(np.sort(kept[wanted[kb]]))
-
-
-def _ranges(sizes: np.ndarray) -> np.ndarray:
-    """0, 1, …, sizes[0] − 1, 0, 1, …, sizes[1] − 1, … (int64)."""
-    sizes = np.asarray(sizes, dtype=np.int64)
-    ends = np.cumsum(sizes)
-    return np.arange(ends[-1] if ends.size else 0, dtype=np.int64) - np.repeat(ends - sizes, sizes)
-
-
-def _predict_bins(
-    gs: np.ndarray,
-    sample: Sequence[object],
-    s: int,
-    shift: int,
-    p_targets: Sequence[float],
-    c_miss: float,
-    c_fa: float,
-    eer: bool,
-    budget: float,
-    top: float = 0.0,
-    z: float = 6.0,
-) -> tuple[np.ndarray, int | None]:
-    """Bins (of shift ``s``) where the EER and minDCF(p) refinements will probably fall, from a sample of impostors,
-    and the lowest bin above which a ``top`` fraction of the impostors will surely lie (None if ``top`` is 0).
-
-    ``sample`` is a few groups of impostor scores (e.g. rows of the score matrix); FAR is estimated from it within
-    ``z`` standard errors (the spread between groups gives the design effect), FRR is exact. The bins are widened to
-    whole summary bins (``shift``), nearest to each estimate first, until they hold an estimated ``budget`` fraction
-    of the impostors. Only a prediction: a miss costs a second pass over the scores, never exactness.
-    """
-    rows = [np.asarray(r, dtype=np.float32).reshape(-1) for r in sample]
-    rows = [r for r in rows if r.size]
-    if not rows:
-        return np.empty(0, dtype=np.int64), None
-    sizes = np.array([r.size for r in rows], dtype=np.int64)
-    n_s, nb = int(sizes.sum()), n_bins(s)
-    kb = bin_index(np.concatenate(rows), s)
-    hist = np.bincount(kb, minlength=nb)
-    gcount = np.bincount(bin_index(gs, s), minlength=nb)
-    occ = np.flatnonzero(hist + gcount)  # FAR and FRR change only at these bins: work on them
-    far = np.append(np.cumsum(hist[occ][::-1])[::-1], 0) / n_s  # at the low edge of occ[i]; [-1]: beyond
-    frr = np.append(0, np.cumsum(gcount[occ])) / gs.size
-    has_g = gcount[occ] > 0
-    groups = np.split(kb, np.cumsum(sizes)[:-1])
-    last = occ.size - 1
-
-    def sigma(i: int) -> np.ndarray:  # z standard errors of the FAR estimate, design effect measured at occ[i]
-        per = np.array([np.count_nonzero(x >= occ[i]) for x in groups])
-        spread = float(np.sum((per - far[i] * sizes).astype(np.float64) ** 2)) / n_s**2
-        d = max(1.0, spread / (max(far[i] * (1 - far[i]), 1.0 / n_s) / n_s))
-        return z * np.sqrt(d * np.maximum(far * (1 - far), 1.0 / n_s) / n_s)
-
-    bands = []  # (centre, first, last) as indices into occ, one occupied bin of margin on each side
-    if eer:
-        diff = far - frr  # non-increasing
-        c = min(int(np.argmax(diff <= 0)), last)
-        sg = sigma(c)
-        lo, hi = int(np.argmax(diff <= sg)), occ.size - int(np.argmax((diff >= -sg)[::-1]))
-        bands.append((c, lo - 1, hi + 1))
-    for p in p_targets:
-        c = int(np.argmin(np.where(has_g, c_miss * p * frr[:-1] + c_fa * (1 - p) * far[:-1], np.inf)))
-        sg = sigma(c)
-        up = c_miss * p * frr[1:] + c_fa * (1 - p) * (far[:-1] + sg[:-1])
-        low = c_miss * p * frr[:-1] + c_fa * (1 - p) * np.maximum(far[1:] - sg[1:], 0)
-        need = np.flatnonzero(has_g & (low <= min(float(np.min(np.where(has_g, up, np.inf))), c_miss * p)))
-        if need.size:
-            bands.append((c, int(need[0]) - 1, int(need[-1]) + 1))
-    d, width = shift - s, 1 << (shift - s)
-    cand = []  # (distance to its band's centre, first bin) of whole summary bins
-    for c, lo, hi in bands:
-        a = np.arange(int(occ[max(lo, 0)]) >> d << d, int(occ[min(hi, last)]) + 1, width)
-        cand += zip(np.abs(a + width // 2 - int(occ[c])).tolist(), a.tolist())
-    keep = np.zeros(nb, dtype=bool)
-    left = budget * n_s
-    for _, a in sorted(cand):  # the bins nearest to every band's centre first, within the budget
-        mass = int(hist[a : a + width][~keep[a : a + width]].sum())
-        if mass <= left:
-            keep[a : a + width] = True
-            left -= mass
-    top_bin = None
-    if top > 0:  # the highest bin whose FAR lower bound still reaches the top fraction
-        i = int(np.argmin(far - sigma(min(int(np.argmax(far < top)), last)) >= top)) - 1
-        top_bin = int(occ[i]) >> d << d if i >= 0 else None
-    return np.flatnonzero(keep), top_bin
 
 
 def _genuine_fingerprint(gs: np.ndarray) -> tuple[int, float]:
@@ -551,7 +191,7 @@ class SummaryBuilder:
     def __init__(self, top: int = 0, mantissa_bits: int = MANTISSA_BITS):
         top = check_int(top, "top", 0)
         mantissa_bits = check_int(mantissa_bits, "mantissa_bits", 0, 13)
-        self.shift = _shift(mantissa_bits)
+        self.shift = mantissa_shift(mantissa_bits)
         self.bins = n_bins(self.shift)
         self._counts = np.zeros(self.bins, dtype=np.int64)
         self._top = TopAccumulator(int(top))
@@ -567,7 +207,7 @@ class SummaryBuilder:
         self._auc_num = 0
         self._auc = False
         self._rbins = np.empty(0, dtype=np.int64)
-        self._cells: _CellCounter | None = None
+        self._cells: CellCounter | None = None
         self._top_bin: int | None = None  # one-pass mode: the top scores are the kept keys from this bin up
         self._top_values: np.ndarray | None = None
         self._top_again = False  # ... unless fewer than top of them were kept: then a second pass
@@ -618,17 +258,17 @@ class SummaryBuilder:
             raise ValueError("prepare() needs genuine scores that are float32 values; use plan() alone for others")
         p_targets = [check_rate(p, "p_target") for p in p_targets]
         c_miss, c_fa = check_cost(c_miss, "c_miss"), check_cost(c_fa, "c_fa")
-        s = min(self.shift, _FINE_SHIFT)
+        s = min(self.shift, FINE_SHIFT)
         bins, self._top_bin = np.empty(0, dtype=np.int64), None
         if sample is not None:
             top = self._top.m / n if n and self._top.m <= min(_TOP_KEEP, 0.05 * n) else 0.0
-            bins, self._top_bin = _predict_bins(g32, sample, s, self.shift, p_targets, c_miss, c_fa, eer, capture, top)
+            bins, self._top_bin = predict_bins(g32, sample, s, self.shift, p_targets, c_miss, c_fa, eer, capture, top)
         if self._top_bin is not None:
             bins = np.concatenate([bins[bins < self._top_bin], np.arange(self._top_bin, n_bins(s))])
-        keys = _keys(g32)  # sorted, as g32
+        keys = float32_keys(g32)  # sorted, as g32
         first = np.flatnonzero(np.diff(keys, prepend=keys[0] - 1))
         gcount = np.diff(np.append(first, keys.size))
-        self._cells = _CellCounter(keys[first], gcount, bins, s, max_cells)
+        self._cells = CellCounter(keys[first], gcount, bins, s, max_cells)
         self._gfp = _genuine_fingerprint(gs)
 
     def add(self, scores: object) -> None:
@@ -691,7 +331,7 @@ class SummaryBuilder:
                 above = kept[kept >= (self._top_bin - self._cells.off) << self._cells.s]
                 if above.size >= m:
                     part = np.partition(above, above.size - m)[above.size - m :] if m else above[:0]
-                    self._top_values = _key_values(np.sort(part))[::-1].copy()
+                    self._top_values = key_values(np.sort(part))[::-1].copy()
                 else:
                     self._top_again = True
         pre = ImpostorSummary(self._n, self.shift, self._counts.copy(), np.empty(0))

@@ -21,7 +21,7 @@ from .._checks import check_embeddings, check_int, check_labels
 from ..functional.normalize import l2_norm, l2_normalize
 from ..metrics import DET, EER, ImpostorSummary, MinDCF, SummaryBuilder, TarAtFar, auc, eer, min_dcf, roc, tar_at_far
 from ..metrics._scores import check_cost, check_fars, check_rate, floor_far_count
-from ..metrics.summary import MANTISSA_BITS
+from ..metrics.bins import MANTISSA_BITS
 
 __all__ = ["AllPairsResult", "all_pairs"]
 

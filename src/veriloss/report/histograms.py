@@ -23,7 +23,7 @@ from matplotlib.axes import Axes
 
 from ..metrics import ImpostorSummary, tar_at_far
 from ..metrics._scores import CHUNK, as_scores, check_fars, floor_far_count
-from ..metrics.summary import bin_index, bin_low_edge
+from ..metrics.bins import bin_index, bin_low_edge
 from ._atomic import new_figure, save_figure
 from .tables import DEFAULT_FARS, _far_label
 

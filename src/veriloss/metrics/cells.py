@@ -1,0 +1,306 @@
+"""One-pass impostor counting with exact ranks against genuine scores known first (docs/evaluation.md §Speed).
+
+When the genuine scores are known first (:meth:`~veriloss.metrics.SummaryBuilder.prepare`, as in the all-pairs
+protocol), one pass suffices: each bin's counts are split at its genuine value (bins with several are split in finer
+cells), which makes #{impostor < g} and #{impostor ≤ g} exact for every genuine g (AUC); the exact scores of the
+bins that EER, minDCF and the top will need are kept on the way, those bins being predicted from a small sample of
+impostor scores (:func:`predict_bins`). A missed prediction costs the usual second pass, never exactness.
+:class:`CellCounter` does the counting; :class:`~veriloss.metrics.SummaryBuilder` turns its totals into an
+:class:`~veriloss.metrics.ImpostorSummary`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from .bins import INF_BITS, bin_index, key_values, n_bins
+
+__all__ = ["FINE_SHIFT", "SLOT_CHUNK", "CellCounter", "predict_bins"]
+
+SLOT_CHUNK = 1 << 17  # scores per step of the one-pass counter: its work buffers stay in the CPU cache
+FINE_SHIFT = 12  # the counter's bins: 2^12 float32 values each (11 mantissa bits), or the summary's if finer
+_SUB_BITS = 6  # a bin holding several genuine values has at most 2^6 cells (of 64 float32 values)
+_FLUSH_AT = 2**31 - 1  # int32 counters are moved to int64 totals before this many more scores
+_SPLIT = (1 << 13) - 1  # bits of a split value (the genuine value's low key bits; 2^12 + 1: none)
+_SHARED = 1 << 14  # cell flag: it still holds two or more genuine values, keep its scores
+_DENSE = -(1 << 31)  # bin flag: the bin has cells (its entry: first cell << 4 | shift of the cells)
+_KEEP = 1 << 30  # bin flag: keep its scores (a predicted EER/minDCF bin)
+_KEEP_SHARED = 1 << 29  # bin flag: keep its scores (several genuine values and no cells)
+_FLAGS = _KEEP_SHARED  # as uint32, an entry ≥ this has a flag
+
+
+class CellCounter:
+    """One-pass impostor counts with exact ranks against every genuine value (the module docstring).
+
+    Keys (sign-magnitude integers of the float32 bits) fall in bins of 2^s values (s = min(shift, 12)). Each bin has
+    three counters: scores below, equal to and above its genuine value, if it holds exactly one (its "split"). So a
+    score costs one lookup in a bin table (small: the scores occupy few bins), a sign and one ``index_add_``. Bins
+    holding several genuine values are "dense": their scores are also counted in 2^r cells (r just large enough to
+    separate the values, at most 6), each split the same way (a second lookup, for those scores only). Scores of the
+    predicted EER/minDCF bins, and of cells still holding two genuine values, are also kept as keys. Hence
+    #{impostor < g} and #{impostor ≤ g} are exact for every genuine g (AUC), and the exact values of the kept bins
+    are known (EER/minDCF without a second pass).
+    """
+
+    def __init__(self, gkeys: np.ndarray, gcount: np.ndarray, keep_bins: np.ndarray, s: int, max_cells: int):
+        self.s, self.off = s, INF_BITS >> s
+        nb = 2 * self.off + 1
+        low = (1 << s) - 1
+        gb = (gkeys >> s) + self.off
+        gl = gkeys & low
+        # cell bits of a bin: enough to separate its consecutive genuine values (the bits above their highest
+        # differing bit), at most _SUB_BITS, fewer if the cells would exceed max_cells
+        same = gb[1:] == gb[:-1]
+        need = np.zeros(gb.size, dtype=np.int64)
+        need[1:][same] = s - np.floor(np.log2((gl[1:] ^ gl[:-1])[same])).astype(np.int64)
+        r = np.zeros(nb, dtype=np.int64)
+        np.maximum.at(r, gb, need)
+        cap = min(_SUB_BITS, s)
+        while cap and int(np.sum(np.left_shift(1, np.minimum(r[r > 0], cap)))) > max_cells:
+            cap -= 1
+        rb = np.minimum(r, cap) if cap else np.zeros_like(r)
+        dense = np.flatnonzero(rb > 0)
+        sizes = np.left_shift(1, rb[dense])
+        first = 1 + np.cumsum(sizes) - sizes  # first cell of each dense bin (cell 0 unused)
+        rsh = s - rb
+        self.n_cells = int(1 + sizes.sum())
+        one = np.bincount(gb, minlength=nb) == 1
+        table = np.full(nb, low + 2, dtype=np.int64)  # split beyond every key: all "below"
+        table[gb[one[gb]]] = gl[one[gb]]
+        table[dense] = _DENSE | ((first + self.n_cells) << 4) | rsh[dense]
+        several = np.bincount(gb, minlength=nb) > 1
+        table[several & (rb == 0)] |= _KEEP_SHARED  # no room for cells: keep the bin's scores
+        keep = np.asarray(keep_bins, dtype=np.int64)
+        table[keep] |= _KEEP
+        self.keep_bin = np.zeros(nb, dtype=bool)
+        self.keep_bin[keep] = True
+        self.table = torch.from_numpy(np.concatenate([np.zeros(nb, dtype=np.int64), table]).astype(np.int32))
+        # cells of dense bins and the genuine values' cells
+        self.gdense = rb[gb] > 0
+        self.gcell = np.zeros(gb.size, dtype=np.int64)
+        bin_first = np.zeros(nb, dtype=np.int64)
+        bin_first[dense] = first
+        self.gcell[self.gdense] = bin_first[gb[self.gdense]] + (gl[self.gdense] >> rsh[gb[self.gdense]])
+        split = np.full(self.n_cells, low + 2, dtype=np.int64)
+        cells, at, per = np.unique(self.gcell[self.gdense], return_index=True, return_counts=True)
+        split[cells] = np.where(per == 1, gl[self.gdense][at], low + 2 + _SHARED)
+        self.split = torch.from_numpy(np.concatenate([split, split]).astype(np.int32))  # indexed by n_cells + cell
+        self.any_shared = bool(np.any(split & _SHARED))
+        self.gshared = np.where(self.gdense, (split[self.gcell] & _SHARED) > 0, several[gb] & (rb[gb] == 0))
+        cell_rsh = np.where(self.gdense, rsh[gb], s)
+        self.glo = (gkeys >> cell_rsh) << cell_rsh  # lowest key of the genuine value's cell (or bin)
+        self.gkeys, self.gcount, self.gb = gkeys, gcount, gb
+        self.bin_first, self.low = bin_first, low
+        self.shared_bin = several & (rb == 0)
+        # three planes of counters (scores below, at, above the split), so that bins without a genuine value use one
+        self.nb = nb
+        self.counts = torch.zeros(3 * nb, dtype=torch.int32)
+        self.cell_counts = torch.zeros(3 * self.n_cells, dtype=torch.int32)
+        self.wide: list[np.ndarray | None] = [None, None]
+        self.unflushed = 0
+        self.kept: list[np.ndarray] = []  # keys of the flagged bins
+        self.kept_cells: list[np.ndarray] = []  # keys of the shared cells
+        self.dense: list[tuple[np.ndarray, np.ndarray]] = []  # scores of dense bins waiting for _add_cells
+        self.n_dense = 0
+        self._buf = [np.empty(SLOT_CHUNK, dtype=np.int32) for _ in range(5)]
+        self._tbuf = [torch.from_numpy(b) for b in self._buf]
+        self._flag = np.empty(SLOT_CHUNK, dtype=bool)
+        self._ones = torch.ones(1, dtype=torch.int32).expand(2 * SLOT_CHUNK + (1 << 18))
+
+    def _flush(self) -> None:
+        """Move the int32 counters to int64 totals (before 2^31 − 1 more scores could overflow them)."""
+        self._add_cells()
+        for i, x in enumerate((self.counts, self.cell_counts)):
+            wide = x.numpy().astype(np.int64)
+            self.wide[i] = wide if self.wide[i] is None else self.wide[i] + wide
+            x.zero_()
+        self.unflushed = 0
+
+    def add(self, c: np.ndarray) -> None:
+        """Count one float32 chunk of at most SLOT_CHUNK scores."""
+        m = c.size
+        if self.unflushed + m > _FLUSH_AT:
+            self._flush()
+        self.unflushed += m
+        v = c.view(np.int32)
+        t, k, b, w, u = (x[:m] for x in self._buf)
+        tb, tw = self._tbuf[2][:m], self._tbuf[3][:m]
+        flag = self._flag[:m]
+        np.right_shift(v, 31, out=t)
+        np.bitwise_and(v, 0x7FFFFFFF, out=k)
+        np.bitwise_xor(k, t, out=k)
+        np.subtract(k, t, out=k)  # key
+        np.right_shift(k, self.s, out=b)
+        np.add(b, self.off + self.nb, out=b)  # bin + nb (the table starts with nb unused entries)
+        torch.index_select(self.table, 0, tb, out=tw)  # the bin's split value or cells, and flags
+        np.bitwise_and(k, self.low, out=t)  # low bits of the key
+        np.bitwise_and(w, _SPLIT, out=u)
+        np.subtract(t, u, out=u)
+        np.sign(u, out=u)
+        np.multiply(u, self.nb, out=u)
+        np.add(b, u, out=b)
+        self.counts.index_add_(0, tb, self._ones[:m])  # bin + nb·(1 + sign(low − split)): below, at, above
+        np.greater_equal(w.view(np.uint32), _FLAGS & 0xFFFFFFFF, out=flag)  # a flag bit (the 3 top bits) set
+        if np.count_nonzero(flag):  # scores of dense or kept bins
+            i = np.flatnonzero(flag)
+            w, k = w.take(i), k.take(i)
+            dense = w < 0
+            if dense.any():
+                self.dense.append((k, w) if dense.all() else (k[dense], w[dense]))
+                self.n_dense += self.dense[-1][0].size
+                if self.n_dense >= 1 << 18:  # in batches: fewer, larger numpy calls
+                    self._add_cells()
+            keep = (w & (_KEEP | _KEEP_SHARED)) != 0
+            if keep.any():
+                self.kept.append(k[keep])
+
+    def _add_cells(self) -> None:
+        """Count the pending scores of dense bins (keys, bin table entries) in their cells."""
+        if not self.dense:
+            return
+        k, w = (np.concatenate(x) for x in zip(*self.dense))
+        self.dense, self.n_dense = [], 0
+        low = k & self.low
+        cell = w >> 4
+        cell &= (1 << 25) - 1  # first cell of the bin, + n_cells (the split table starts with n_cells unused entries)
+        np.bitwise_and(w, 15, out=w)
+        np.right_shift(low, w, out=w)
+        cell += w
+        sp = torch.index_select(self.split, 0, torch.from_numpy(cell)).numpy()
+        if self.any_shared:
+            shared = sp > _SPLIT
+            if shared.any():
+                self.kept_cells.append(k[shared])
+            np.bitwise_and(sp, _SPLIT, out=sp)
+        np.subtract(low, sp, out=low)
+        np.sign(low, out=low)
+        low *= self.n_cells
+        cell += low
+        self.cell_counts.index_add_(0, torch.from_numpy(cell), self._ones[: cell.size])  # cell + n_cells·(1 + sign)
+
+    def finish(self, shift: int) -> tuple[np.ndarray, int, np.ndarray]:
+        """(the summary's histogram at ``shift``, Σ over genuine g of #{impostor < g} + #{impostor ≤ g}, the keys
+        kept in the predicted bins)."""
+        self._add_cells()
+        wide = [
+            x.numpy().astype(np.int64) + (0 if y is None else y)
+            for x, y in zip((self.counts, self.cell_counts), self.wide)
+        ]
+        cb, cc = (x.reshape(3, -1) for x in wide)
+        per_bin = self.per_bin = cb.sum(axis=0)
+        d = shift - self.s
+        per_bin_api = per_bin
+        if d:
+            first = (np.arange(n_bins(shift), dtype=np.int64) - (INF_BITS >> shift) << d) + self.off
+            per_bin_api = np.add.reduceat(per_bin, np.maximum(first, 0))
+        below = np.append(0, np.cumsum(per_bin))[self.gb]  # impostors in lower bins
+        lt_in, eq = cb[0, self.gb], cb[1, self.gb]
+        if self.n_cells > 1:  # dense bins: the lower cells of the bin, then the cell's counters
+            cell_prefix = np.append(0, np.cumsum(cc.sum(axis=0)))  # [c] = scores in cells < c
+            gd, cell = self.gdense, self.gcell[self.gdense]
+            below[gd] += cell_prefix[cell] - cell_prefix[self.bin_first[self.gb[gd]]]
+            lt_in[gd], eq[gd] = cc[0, cell], cc[1, cell]
+        kept = np.concatenate(self.kept) if self.kept else np.empty(0, dtype=np.int32)
+        kept_bin = (kept >> self.s) + self.off
+        shared = np.sort(np.concatenate([*self.kept_cells, kept[self.shared_bin[kept_bin]]]))
+        if self.gshared.any():
+            g = self.gshared
+            left = np.searchsorted(shared, self.gkeys[g], side="left")
+            lt_in[g] = left - np.searchsorted(shared, self.glo[g], side="left")
+            eq[g] = np.searchsorted(shared, self.gkeys[g], side="right") - left
+        auc_num = int(np.sum(self.gcount * (2 * (below + lt_in) + eq), dtype=np.int64))
+        return per_bin_api.astype(np.int64), auc_num, kept[self.keep_bin[kept_bin]]
+
+    def values(self, bins: np.ndarray, shift: int, kept: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(which summary bins at ``shift`` are known exactly, their sorted values as float64); after finish()."""
+        d = shift - self.s
+        bins = np.asarray(bins, dtype=np.int64)
+        ok = np.zeros(bins.size, dtype=bool)
+        for i, b in enumerate(bins):  # every bin of the counter inside it kept, or empty
+            lo = max(((b - (INF_BITS >> shift)) << d) + self.off, 0)
+            inner = slice(lo, min(lo + (1 << d), self.keep_bin.size))
+            ok[i] = bool(np.all(self.keep_bin[inner] | (self.per_bin[inner] == 0)))
+        kb = (kept >> shift) + (INF_BITS >> shift)
+        wanted = np.zeros(n_bins(shift), dtype=bool)
+        wanted[bins[ok]] = True
+        return ok, key_values(np.sort(kept[wanted[kb]]))
+
+
+def predict_bins(
+    gs: np.ndarray,
+    sample: Sequence[object],
+    s: int,
+    shift: int,
+    p_targets: Sequence[float],
+    c_miss: float,
+    c_fa: float,
+    eer: bool,
+    budget: float,
+    top: float = 0.0,
+    z: float = 6.0,
+) -> tuple[np.ndarray, int | None]:
+    """Bins (of shift ``s``) where the EER and minDCF(p) refinements will probably fall, from a sample of impostors,
+    and the lowest bin above which a ``top`` fraction of the impostors will surely lie (None if ``top`` is 0).
+
+    ``sample`` is a few groups of impostor scores (e.g. rows of the score matrix); FAR is estimated from it within
+    ``z`` standard errors (the spread between groups gives the design effect), FRR is exact. The bins are widened to
+    whole summary bins (``shift``), nearest to each estimate first, until they hold an estimated ``budget`` fraction
+    of the impostors. Only a prediction: a miss costs a second pass over the scores, never exactness.
+    """
+    rows = [np.asarray(r, dtype=np.float32).reshape(-1) for r in sample]
+    rows = [r for r in rows if r.size]
+    if not rows:
+        return np.empty(0, dtype=np.int64), None
+    sizes = np.array([r.size for r in rows], dtype=np.int64)
+    n_s, nb = int(sizes.sum()), n_bins(s)
+    kb = bin_index(np.concatenate(rows), s)
+    hist = np.bincount(kb, minlength=nb)
+    gcount = np.bincount(bin_index(gs, s), minlength=nb)
+    occ = np.flatnonzero(hist + gcount)  # FAR and FRR change only at these bins: work on them
+    far = np.append(np.cumsum(hist[occ][::-1])[::-1], 0) / n_s  # at the low edge of occ[i]; [-1]: beyond
+    frr = np.append(0, np.cumsum(gcount[occ])) / gs.size
+    has_g = gcount[occ] > 0
+    groups = np.split(kb, np.cumsum(sizes)[:-1])
+    last = occ.size - 1
+
+    def sigma(i: int) -> np.ndarray:  # z standard errors of the FAR estimate, design effect measured at occ[i]
+        per = np.array([np.count_nonzero(x >= occ[i]) for x in groups])
+        spread = float(np.sum((per - far[i] * sizes).astype(np.float64) ** 2)) / n_s**2
+        d = max(1.0, spread / (max(far[i] * (1 - far[i]), 1.0 / n_s) / n_s))
+        return z * np.sqrt(d * np.maximum(far * (1 - far), 1.0 / n_s) / n_s)
+
+    bands = []  # (centre, first, last) as indices into occ, one occupied bin of margin on each side
+    if eer:
+        diff = far - frr  # non-increasing
+        c = min(int(np.argmax(diff <= 0)), last)
+        sg = sigma(c)
+        lo, hi = int(np.argmax(diff <= sg)), occ.size - int(np.argmax((diff >= -sg)[::-1]))
+        bands.append((c, lo - 1, hi + 1))
+    for p in p_targets:
+        c = int(np.argmin(np.where(has_g, c_miss * p * frr[:-1] + c_fa * (1 - p) * far[:-1], np.inf)))
+        sg = sigma(c)
+        up = c_miss * p * frr[1:] + c_fa * (1 - p) * (far[:-1] + sg[:-1])
+        low = c_miss * p * frr[:-1] + c_fa * (1 - p) * np.maximum(far[1:] - sg[1:], 0)
+        need = np.flatnonzero(has_g & (low <= min(float(np.min(np.where(has_g, up, np.inf))), c_miss * p)))
+        if need.size:
+            bands.append((c, int(need[0]) - 1, int(need[-1]) + 1))
+    d, width = shift - s, 1 << (shift - s)
+    cand = []  # (distance to its band's centre, first bin) of whole summary bins
+    for c, lo, hi in bands:
+        a = np.arange(int(occ[max(lo, 0)]) >> d << d, int(occ[min(hi, last)]) + 1, width)
+        cand += zip(np.abs(a + width // 2 - int(occ[c])).tolist(), a.tolist())
+    keep = np.zeros(nb, dtype=bool)
+    left = budget * n_s
+    for _, a in sorted(cand):  # the bins nearest to every band's centre first, within the budget
+        mass = int(hist[a : a + width][~keep[a : a + width]].sum())
+        if mass <= left:
+            keep[a : a + width] = True
+            left -= mass
+    top_bin = None
+    if top > 0:  # the highest bin whose FAR lower bound still reaches the top fraction
+        i = int(np.argmin(far - sigma(min(int(np.argmax(far < top)), last)) >= top)) - 1
+        top_bin = int(occ[i]) >> d << d if i >= 0 else None
+    return np.flatnonzero(keep), top_bin
