@@ -9,17 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from veriloss.train.config import (
-    DEFAULTS,
-    FREE_FORM,
-    SCHEMA,
-    Rule,
-    _parse,
-    apply_override,
-    load_config,
-    merge,
-    validate_config,
-)
+from veriloss.train.config import DEFAULTS, FREE_FORM, _parse, apply_override, load_config, merge
+from veriloss.train.schema import SCHEMA, Rule, validate_config
 
 RECIPES = sorted((Path(__file__).resolve().parents[2] / "src" / "veriloss" / "configs").glob("*.yaml"))
 HEADER = ["# a recipe", "# (two comment lines so that the keys start at line 3)"]

@@ -100,7 +100,7 @@ def make_variant(name: str, config: dict, columns: dict[str, str] | None = None)
     """A :class:`Variant` after checking its name (a folder name) and its loss (name and parameters, by building
     it on a toy size), so that a typo fails before hours of training rather than at the run's start."""
     from ..losses import from_config as build_loss
-    from ..train.config import validate_config
+    from ..train.schema import validate_config
 
     if not isinstance(name, str) or not name or name in (".", "..") or any(c in name for c in "/\\\0"):
         raise ValueError(f"variant name {name!r} must be a non-empty folder name (no '/', '\\\\')")

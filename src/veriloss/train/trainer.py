@@ -48,12 +48,13 @@ from .callbacks import (
     PrototypeReinit,
     TensorBoard,
 )
-from .config import DEFAULTS, merge, validate_config
+from .config import DEFAULTS, merge
 from .loader import TrainingLoader
 from .optimizers import build_optimizer
 from .precision import amp_dtype, precision_name, resolve_device
 from .resume import stored_state
 from .schedules import build_schedule
+from .schema import validate_config
 from .sparse_optim import LazySGD
 
 __all__ = ["Trainer"]
