@@ -48,7 +48,7 @@ def test_omniglot_suite_is_the_omniglot_recipe_with_only_the_loss_changed():
     assert by_name["a3m-i"]["reinit"] == {"at": 0.25} and by_name["a3m"]["reinit"] is None
     assert by_name["softmax"]["params"] == {}  # the base's loss is replaced, not merged
     assert by_name["elasticface-arc+"]["params"] == {"s": 30.0, "m": 0.5, "sigma": 0.05}
-    assert by_name["arcface-tuned"] == {**by_name["arcface"], "params": {"s": 16.0, "m": 0.1}}
+    assert by_name["arcface-tuned"] == {**by_name["arcface"], "params": {"s": 30.0, "m": 0.1}}
     labels = {v.name: v.columns["loss"] for v in variants}
     assert labels["arcface"] == "arcface" and labels["arcface-tuned"] == "arcface-tuned (arcface)"
 
