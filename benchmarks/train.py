@@ -50,8 +50,8 @@ class Clock(Callback):
         return batch * (last - first) / (self.marks[last] - self.marks[first])
 
 
-def trainer_rate(config: dict, steps: int, warmup: int) -> tuple[float, float, str]:
-    """(samples/s after ``warmup`` steps, samples/s over steps 3 … ``warmup``, precision)."""
+def trainer_rate(config: dict, steps: int, warmup: int) -> tuple[float, float | None, str]:
+    """(samples/s after ``warmup`` steps, samples/s over steps 3 … ``warmup`` or None, precision)."""
     config = {**config, "max_steps": warmup + steps}
     clock = Clock()
     with tempfile.TemporaryDirectory() as out:
@@ -59,20 +59,23 @@ def trainer_rate(config: dict, steps: int, warmup: int) -> tuple[float, float, s
         trainer.test_set = None  # the final evaluation is not training speed
         trainer.fit()
     batch, last = config["batch_size"], warmup + steps
-    early = clock.rate(batch, 3, warmup) if warmup > 3 else float("nan")
+    early = clock.rate(batch, 3, warmup) if warmup > 3 else None
     return clock.rate(batch, warmup, last), early, trainer.precision
 
 
-def bare_rate(config: dict, channels_last: bool, bf16: bool, repeats: int) -> float:
+def first_batch(config: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """The recipe's first ``batch_size`` training items as one batch (x, y), held in memory for the bare step."""
+    data = build_dataset(config["data"], "train")
+    batch = [data[i] for i in range(config["batch_size"])]
+    return torch.stack([b[0] for b in batch]), torch.tensor([b[1] for b in batch])
+
+
+def bare_rate(config: dict, x: torch.Tensor, y: torch.Tensor, channels_last: bool, bf16: bool, repeats: int) -> float:
     torch.manual_seed(0)
     objects = build_from_config(config, lambda _m: None)
     model, loss = objects["model"], objects["loss"]
     optimizer = build_optimizer(model, loss, config["optim"])
-    data = build_dataset(config["data"], "train")
-    batch = [data[i] for i in range(config["batch_size"])]
-    x = torch.stack([b[0] for b in batch])
-    y = torch.tensor([b[1] for b in batch])
-    if channels_last and x.dim() == 4:
+    if channels_last:
         model = model.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
     model.train()
@@ -115,18 +118,18 @@ def main() -> None:
         steps = args.steps or default_steps
         repeats = max(5, steps // 2)
         rates = {}
-        image = build_dataset(config["data"], "train")[0][0].dim() == 3  # (C, H, W); audio items are (1, T)
-        for channels_last in (False, True) if image else (False,):  # channels-last only changes 4-D (image) inputs
+        x, y = first_batch(config)
+        for channels_last in (False, True) if x.dim() == 4 else (False,):  # channels-last changes image batches only
             for bf16 in (False, True) if fast_bf16 else (False,):
                 name = f"{'channels-last' if channels_last else 'NCHW'}, {'bf16' if bf16 else 'float32'}"
-                rates[name] = bare_rate(config, channels_last, bf16, repeats)
+                rates[name] = bare_rate(config, x, y, channels_last, bf16, repeats)
         best = max(rates, key=rates.get)
         warmup = default_warmup if args.warmup is None else args.warmup
         trainer, early, precision = trainer_rate(config, steps, warmup)
         for name, rate in rates.items():
             mark = " (best)" if name == best else ""
             print(f"| {recipe} | {name}{mark} | {rate:.0f} | | |")
-        if early == early:  # not nan: the steps before the timed ones, e.g. the first epoch of the speaker recipe
+        if early is not None:  # the steps before the timed ones, e.g. the first epoch of the speaker recipe
             print(f"| {recipe} | trainer, steps 3–{warmup} ({precision}) | | {early:.0f} | {early / rates[best]:.2f} |")
         timed = f"steps {warmup}–{warmup + steps}"
         ratio = trainer / rates[best]

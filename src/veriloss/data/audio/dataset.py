@@ -96,13 +96,16 @@ class AudioDataset(Dataset):
         self.skip_corrupt = bool(skip_corrupt)
         self.skipped: list[str] = []
         self.cache_mb = int(cache_mb)
-        self._cache: dict[int, tuple[np.ndarray, int]] = {}
-        self._cache_bytes = 0
+        self._clear_cache()
         if self.skip_corrupt:
             self.verify()
 
     def __len__(self) -> int:
         return len(self.sources)
+
+    def _clear_cache(self) -> None:
+        self._cache: dict[int, tuple[np.ndarray, int]] = {}
+        self._cache_bytes = 0  # Σ nbytes of the cached arrays, kept so that an insertion need not sum them
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()  # worker processes start with an empty cache of their own
@@ -129,7 +132,7 @@ class AudioDataset(Dataset):
 
     def _keep(self, keep: np.ndarray) -> None:
         n, kept = len(self), keep.tolist()
-        self._cache, self._cache_bytes = {}, 0  # keyed by item index, which changes
+        self._clear_cache()  # keyed by item index, which changes
         self.sources = [self.sources[i] for i in kept]
         self.labels = self.labels[torch.from_numpy(keep)]
         for name in ("utterances", "num_samples"):
