@@ -262,14 +262,14 @@ def _pad(t: torch.Tensor, width: int, fill: float | int) -> torch.Tensor:
 
 
 def _pack_by_row(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(index, counts) of :func:`candidates_above` row by row: one ``nonzero`` per row writes its columns in place
-    (on the CPU 1.5–2.5× faster than :func:`_pack_vectorized` at wide supports)."""
-    counts = mask.sum(dim=1)
-    index = torch.zeros(mask.shape[0], max(int(counts.max()), 1), dtype=torch.long, device=mask.device)
-    for i, n in enumerate(counts.tolist()):
-        if n:
-            index[i, :n] = mask[i].nonzero()[:, 0]
-    return index, counts
+    """(index, counts) of :func:`candidates_above` row by row: one ``nonzero`` per row, the counts read from their
+    lengths (no pass over the mask to count), padded in one copy (on the CPU 1.5–2.5× faster than
+    :func:`_pack_vectorized` at wide supports)."""
+    found = [row.nonzero()[:, 0] for row in mask]
+    counts = torch.tensor([t.numel() for t in found], dtype=torch.long, device=mask.device)
+    if not int(counts.max()):
+        return torch.zeros(mask.shape[0], 1, dtype=torch.long, device=mask.device), counts
+    return torch.nn.utils.rnn.pad_sequence(found, batch_first=True), counts
 
 
 def _pack_vectorized(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
