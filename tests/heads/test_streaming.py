@@ -12,7 +12,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from tests.functional import alpha_reference as ref
 from veriloss import heads
-from veriloss.functional.alpha import solve
+from veriloss.functional.alpha_solver import solve
 from veriloss.heads.alpha import AlphaLogits, streaming
 from veriloss.heads.alpha import stream as passes
 

@@ -1,4 +1,4 @@
-"""The α-divergence heads (docs/losses.md) over one exact solver (:mod:`veriloss.functional.alpha`).
+"""The α-divergence heads (docs/losses.md) over one exact solver (:mod:`veriloss.functional.alpha_solver`).
 
 - :mod:`.heads`: alpha, qmargin, a3m, a3m-i (the dense path, and the layout options that pick the others);
 - :mod:`.streaming`: W read in chunks (``chunk_size``); :mod:`.sharded`: W split over processes (``sharded``);

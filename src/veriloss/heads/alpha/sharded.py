@@ -2,9 +2,9 @@
 
 Every rank sees the global batch (one all-gather), streams its own slice of W (:mod:`.stream`), and contributes its
 top-k candidates and its targets to one pooled all-gather; every rank then solves every row with the exact solver
-of :mod:`veriloss.functional.alpha` on the same data (rows whose support may reach past some rank's candidates take
-a second, exact pass). The backward pass differentiates each rank's own support classes and targets; the embedding
-gradient is reduce-scattered and scaled by the world size (DDP averages it back). Design, gradient convention,
+of :mod:`veriloss.functional.alpha_solver` on the same data (rows whose support may reach past some rank's candidates
+take a second, exact pass). The backward pass differentiates each rank's own support classes and targets; the
+embedding gradient is reduce-scattered and scaled by the world size (DDP averages it back). Design, gradient convention,
 communication and memory: docs/alpha-heads.md.
 """
 
@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 import torch
 
-from ...functional.alpha import loss_from_solution, solve
+from ...functional.alpha import loss_from_solution
+from ...functional.alpha_solver import solve
 from ...functional.normalize import l2_normalize
 from . import collectives as C
 from . import stream

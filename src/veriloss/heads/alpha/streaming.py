@@ -1,9 +1,9 @@
 """Streaming α heads (``chunk_size``): the exact α loss without a B×K logit matrix or a dense K×d gradient.
 
 W is read in chunks (:mod:`.stream`): a running top-k per row that grows until every left-out logit is outside the
-support, then the exact solver of :mod:`veriloss.functional.alpha` on the candidates (a second stream for rows whose
-support outgrows the cap); only the support classes and the target are kept. The backward pass recomputes their
-logits from ``x`` and ``W[classes]`` in blocks of rows and returns a sparse COO gradient for W (train it with
+support, then the exact solver of :mod:`veriloss.functional.alpha_solver` on the candidates (a second stream for rows
+whose support outgrows the cap); only the support classes and the target are kept. The backward pass recomputes
+their logits from ``x`` and ``W[classes]`` in blocks of rows and returns a sparse COO gradient for W (train it with
 :class:`veriloss.train.sparse_optim.LazySGD`). Design and memory bounds: docs/alpha-heads.md.
 """
 
@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import torch
 
-from ...functional.alpha import AlphaSolution, candidates_above, loss_from_solution, solve
+from ...functional.alpha import loss_from_solution
+from ...functional.alpha_solver import AlphaSolution, candidates_above, solve
 from ...functional.normalize import l2_normalize
 from . import stream
 from .logits import AlphaLogits

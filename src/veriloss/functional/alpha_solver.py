@@ -1,0 +1,364 @@
+"""The exact α-softargmax solver (a kernel of :mod:`veriloss.functional.alpha`): per row, the threshold τ of
+``p_j = q_j [1 + (α−1)(z_j − τ)]_+^{1/(α−1)}`` with ``Σ_j p_j = 1``, in float64, stored sparsely.
+
+The support ``{j : z_j > τ − 1/(α−1)}`` is a top-r set of each row whatever q is (q only scales), so τ is solved on
+the top-32 logits of each row; rows whose support may reach further are solved again on every class above the
+candidates' root, a lower bound of τ (see :func:`solve`). The root of ``f(c) = Σ_j q_j (w_j − c)_+^{1/(α−1)} = 1`` is
+found by Newton's method (monotone for α ≤ 2) or a safeguarded Newton–bisection (α > 2).
+
+Everything here trusts its caller (the checked entries are in :mod:`veriloss.functional.alpha`); it reads tensor
+values where the maths needs it (the Newton iterations stop when every row has converged, the second pass runs only
+for rows that need it, the width of the second pass is the largest count of a row).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+__all__ = ["AlphaSolution", "candidates_above", "solve"]
+
+_INITIAL_CANDIDATES = 32
+_MAX_NEWTON_STEPS = 200
+_SAMPLE = 2048  # columns of the strided sample that estimates a wide support's threshold
+_BLOCK_ELEMENTS = 1 << 21  # on the CPU, rows are solved in blocks of about this many logits (see _row_blocks)
+_BIG = 2.0**1000  # −inf candidate values (padding) are clamped to −_BIG where they meet p = 0
+_SAFE_SCALE = 2.0**256  # rows with a measure scale max(q)^(α−1) in [1/_SAFE_SCALE, _SAFE_SCALE] are solved as given
+
+
+@dataclass
+class AlphaSolution:
+    """The α-softargmax of each row, stored sparsely: ``prob[i, c]`` is ``p`` at class ``index[i, c]``.
+
+    Padding entries (rows with fewer candidates than the widest row) carry probability 0.
+    """
+
+    index: torch.Tensor  # (B, k) long
+    prob: torch.Tensor  # (B, k) in the compute dtype; sums to 1 over each row
+    tau: torch.Tensor  # (B,) float64, the threshold τ of each row
+    power: torch.Tensor | None = None  # (B,) float64 Σ_j p_j^α where the solver has it (the unit measure)
+    shift: tuple[torch.Tensor, torch.Tensor] | None = None  # (Σ_j p_j (z_j − top), top) likewise, float64
+
+    @property
+    def support_size(self) -> torch.Tensor:
+        return (self.prob > 0).sum(dim=1)
+
+    def dense(self, num_classes: int) -> torch.Tensor:
+        out = torch.zeros(self.prob.shape[0], num_classes, dtype=self.prob.dtype, device=self.prob.device)
+        return out.scatter_add_(1, self.index, self.prob)
+
+    def at(self, classes: torch.Tensor) -> torch.Tensor:
+        """``p`` at one class per row (0 when the class is outside the candidates)."""
+        hit = self.index == classes[:, None]
+        return (self.prob * hit).sum(dim=1)
+
+
+def _power(d: torch.Tensor, beta: float) -> torch.Tensor:
+    """``d^β`` for ``d ≥ 0``, by multiplications when β is a small integer (α = 2, 1.5, 1.25: β = 1, 2, 4; pow with
+    a float exponent costs several multiplications per element), else by pow (a new tensor either way)."""
+    if beta == 1.0:
+        return d.clone()
+    if beta in (2.0, 3.0):  # special cases of pow: one pass
+        return d.pow(int(beta))
+    if beta == 4.0:
+        return d.square().square_()
+    return d.pow(beta)
+
+
+def _mass(w: torch.Tensor, qc: torch.Tensor | None, beta: float, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``f(c) = Σ_j qc_j (w_j − c)_+^β − 1`` and its derivative in c, per row (``qc`` None: the unit measure)."""
+    d = (w - c[:, None]).clamp_min_(0.0)
+    if beta == 1.0:
+        if qc is None:
+            return d.sum(dim=1) - 1.0, -(d > 0).sum(dim=1).double()
+        return (qc * d).sum(dim=1) - 1.0, -(qc * (d > 0)).sum(dim=1)
+    if beta == int(beta) and beta <= 4:  # α = 1 + 1/n: integer powers (α = 1.25 is d⁴), much cheaper than pow
+        db1 = d if beta == 2.0 else _power(d, beta - 1.0)
+        qdb1 = db1 if qc is None else qc * db1
+        return torch.linalg.vecdot(qdb1, d, dim=1) - 1.0, -beta * qdb1.sum(dim=1)
+    qc = 1.0 if qc is None else qc
+    f = (qc * d.pow(beta)).sum(dim=1) - 1.0
+    fp = -beta * torch.where(d > 0, qc * d.pow(beta - 1.0), torch.zeros_like(d)).sum(dim=1)
+    return f, fp
+
+
+def _solve_threshold(
+    w: torch.Tensor, qc: torch.Tensor | None, beta: float, lower: torch.Tensor | None = None, start_mass: bool = False
+):
+    """The root c of ``f(c) = Σ_j qc_j (w_j − c)_+^β − 1 = 0`` for each row (float64; ``w`` has max 0 per row).
+
+    f is decreasing; ``lo = max_j(w_j − qc_j^{−1/β})`` has f(lo) ≥ 0 (one term alone reaches 1) and f(0) = −1.
+    - β ≥ 1 (α ≤ 2): f is convex, so Newton from lo increases monotonically to the root, never overshooting.
+    - β < 1 (α > 2): f is not convex and its slope is unbounded at each support kink, so Newton is safeguarded
+      (Numerical Recipes' rtsafe): bisection replaces a step that leaves the bracket or shrinks it too slowly.
+    (Newton runs on ``F = (f + 1)^{1/β} − 1``, which has the same root and is convex too for β ≥ 1.)
+    A row stops when |f| is at rounding level (then every p_j is exact to that level, since all terms share a
+    sign) or its bracket is a few ulps wide; a small step alone never stops it. ``lower``, a known lower bound of
+    the root (f ≥ 0 there), is a better start; with ``start_mass`` the result is (c, f at the start), which tells
+    whether ``lower`` was a lower bound indeed (f ≥ 0; else that row's c is its start).
+    """
+    eps = torch.finfo(torch.float64).eps
+    tol_f = 4 * eps * w.shape[1]
+    lo = (w.amax(dim=1) - 1.0) if qc is None else (w - qc.pow(-1.0 / beta)).amax(dim=1)
+    if lower is not None:
+        lo = torch.maximum(lo, lower)
+    hi = torch.zeros_like(lo)
+    c = lo.clone()
+    dx = hi - lo
+    dx_old = dx.clone()
+    f0 = None
+    for _ in range(_MAX_NEWTON_STEPS):
+        f, fp = _mass(w, qc, beta, c)
+        f0 = f if f0 is None else f0
+        if beta >= 1.0:
+            done = f.abs() <= tol_f
+            # Newton on F(c) = S(c)^{1/β} − 1 (S = f + 1), not on f: the same root, F is convex too (a β-norm of the
+            # convex (w_j − c)_+), so the steps from the left still increase to the root without overshooting, and F is
+            # linear in c while the support is fixed: a few steps from a far start where Newton on f creeps by (1 − 1/β)
+            step = f if beta == 1.0 else -beta * (f + 1.0) * torch.expm1(-torch.log1p(f) / beta)
+            newton = torch.where(f > 0, c - step / fp, c)  # f < 0 only by rounding at the root
+            done |= newton <= c
+            c = torch.where(done, c, newton)
+        else:
+            lo = torch.where(f >= 0, c, lo)
+            hi = torch.where(f < 0, c, hi)
+            done = (f.abs() <= tol_f) | (hi - lo <= 2 * eps * c.abs().clamp_min(1.0))
+            newton = c - f / fp
+            slow = (2 * f).abs() > (dx_old * fp).abs()
+            bisect = ~torch.isfinite(newton) | (newton < lo) | (newton > hi) | (newton == c) | slow
+            dx_old = dx
+            dx = torch.where(bisect, 0.5 * (hi - lo), (f / fp).abs())
+            c = torch.where(done, c, torch.where(bisect, 0.5 * (lo + hi), newton))
+        if bool(done.all()):
+            break
+    return (c, f0) if start_mass else c
+
+
+def _measure_scale(qc: torch.Tensor, alpha: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per row, ``(q̄, λ)`` for the solve in scaled units, by ``p(z; q) = p(λ z; q/q̄)`` with ``λ = q̄^(α−1)``:
+    (1, 1) when λ of ``q̄ = max qc`` is within [2^-256, 2^256] (rows solved exactly as given), else q̄ and λ (λ
+    clamped to [0, 2^1000]). Without it a measure such as q = 1e-300 at α = 3 puts the root at −1e600 (NaN)."""
+    qbar = qc.amax(dim=1)
+    lam = torch.exp((alpha - 1.0) * torch.log(qbar))
+    safe = (lam >= 1.0 / _SAFE_SCALE) & (lam <= _SAFE_SCALE)
+    one = torch.ones_like(qbar)
+    return torch.where(safe, one, qbar), torch.where(safe, one, lam.clamp(max=2.0**1000))
+
+
+def _scaled(w: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
+    """``λ·w`` per row, −inf (excluded classes) kept as −inf also where λ underflows to 0."""
+    return torch.where(torch.isinf(w), w, w * lam[:, None])
+
+
+def _gather_measure(q: torch.Tensor | None, rows: torch.Tensor | None, idx: torch.Tensor) -> torch.Tensor:
+    """q at the classes ``idx`` (R×k) of rows ``rows`` (None: all rows); q is None, (K,) or (B, K)."""
+    if q is None:
+        return torch.ones(idx.shape, dtype=torch.float64, device=idx.device)
+    if q.dim() == 1:
+        return q[idx].double()
+    if rows is None:
+        return q.gather(1, idx).double()
+    return q[rows[:, None], idx].double()
+
+
+def _shift(mean: torch.Tensor | None, top: torch.Tensor, alpha: float):
+    """(Σ_j p_j (z_j − top), top) from ``mean = Σ_j p_j w_j`` (w = (α−1)(z − top)), or None."""
+    return None if mean is None else (mean / (alpha - 1.0), top)
+
+
+def _row_blocks(B: int, K: int, device: torch.device) -> list[slice]:
+    """The blocks of rows that are solved together: on the CPU, about :data:`_BLOCK_ELEMENTS` logits each, so that
+    the solver's temporaries (B×n candidates in float64) stay below the size that the C allocator maps fresh (and
+    page-faults) on every call: the same work runs several times faster. Elsewhere one block (a caching allocator)."""
+    n = B if device.type != "cpu" else max(1, _BLOCK_ELEMENTS // max(K, 1))
+    return [slice(a, min(B, a + n)) for a in range(0, B, n)]
+
+
+def _pad(t: torch.Tensor, width: int, fill: float | int) -> torch.Tensor:
+    """``t`` (R×n) padded on the right with ``fill`` to ``width`` columns."""
+    return torch.cat([t, t.new_full((t.shape[0], width - t.shape[1]), fill)], dim=1) if t.shape[1] < width else t
+
+
+def _pack_by_row(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(index, counts) of :func:`candidates_above` row by row: one ``nonzero`` per row, the counts read from their
+    lengths (no pass over the mask to count), padded in one copy (on the CPU 1.5–2.5× faster than
+    :func:`_pack_vectorized` at wide supports)."""
+    found = [row.nonzero()[:, 0] for row in mask]
+    counts = torch.tensor([t.numel() for t in found], dtype=torch.long, device=mask.device)
+    if not int(counts.max()):
+        return torch.zeros(mask.shape[0], 1, dtype=torch.long, device=mask.device), counts
+    return torch.nn.utils.rnn.pad_sequence(found, batch_first=True), counts
+
+
+def _pack_vectorized(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(index, counts) of :func:`candidates_above` in one pass over the (row, column) pairs (one kernel per step)."""
+    rows, cols = mask.nonzero(as_tuple=True)
+    counts = torch.bincount(rows, minlength=mask.shape[0])
+    pos = torch.arange(rows.numel(), device=mask.device) - (torch.cumsum(counts, 0) - counts)[rows]
+    index = torch.zeros(mask.shape[0], max(int(counts.max()), 1), dtype=torch.long, device=mask.device)
+    index[rows, pos] = cols
+    return index, counts
+
+
+def candidates_above(z: torch.Tensor, thr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per row, the classes with ``z > thr`` packed left into a (R, n_max) index matrix (n_max ≥ 1: a row without
+    candidates, NaN logits, gets one padding column), and its validity mask. Row by row on the CPU, vectorized
+    elsewhere."""
+    mask = z > thr[:, None]
+    index, counts = (_pack_by_row if z.device.type == "cpu" else _pack_vectorized)(mask)
+    width = index.shape[1]
+    valid = torch.arange(width, device=z.device) < counts[:, None]  # each row's candidates come first
+    index = torch.where(valid, index, index[:, :1])  # padding repeats a real class (its p is set to 0)
+    return index, valid
+
+
+def solve(
+    z: torch.Tensor,
+    alpha: float,
+    q: torch.Tensor | None = None,
+    target: torch.Tensor | None = None,
+    target_q: torch.Tensor | None = None,
+) -> AlphaSolution:
+    """Exact α-softargmax (α > 1) of each row of ``z`` (B×K), in two passes over the logits at most. A kernel: the
+    largest logit of every row must be finite, q > 0.
+
+    ``q`` is None, per class (K,) or per row (B, K). ``target`` and ``target_q`` (both (B,)) override the measure of
+    one class per row (Q-Margin's κ) without a (B, K) measure.
+
+    1. Solve on the top-k logits of each row (k = 32). If the threshold c satisfies ``c ≥ w_k`` (the smallest
+       candidate), every other class has p = 0 and the row is exact.
+    2. Otherwise the root c_k of the candidates alone is a lower bound of the true root (more classes only add
+       mass), so the support lies within ``{j : w_j > c_k}``: those classes are gathered (one masked pass) and the
+       row is solved on them, starting from c_k. Exact by construction, whatever the support size.
+
+    A row whose measure is extreme (``max(q)^(α−1)`` outside [2^-256, 2^256]) is solved in scaled units (see
+    :func:`_measure_scale`); its τ may then be −inf (λ underflows: every class is in the support).
+    """
+    B, K = z.shape
+    beta = 1.0 / (alpha - 1.0)
+    unit = q is None and target is None  # the unit measure: no weights, no rescaling (qc is None below)
+
+    def measure(rows, idx):
+        if unit:
+            return None
+        qc = _gather_measure(q, rows, idx)
+        if target is not None:
+            t_rows = target if rows is None else target[rows]
+            tq_rows = target_q if rows is None else target_q[rows]
+            qc = torch.where(idx == t_rows[:, None], tq_rows[:, None].double(), qc)
+        return qc
+
+    def normalized(w, qc, c):
+        """p on the candidates and, for the unit measure (λ = 1), Σ p^α = Σ p·(w − c) / S^{α−1} with S = Σ (w − c)_+^β
+        (no pow) and Σ p·w, the mean logit less the top one times (α − 1)."""
+        d = (w - c[:, None]).clamp_min_(0.0)
+        p = _power(d, beta)
+        if qc is not None:
+            p = p.mul_(qc)
+        mass = p.sum(dim=1, keepdim=True)
+        p = p.div_(mass)
+        if qc is not None:
+            return p, None, None
+        power = (p * d).sum(dim=1) / mass[:, 0].pow(alpha - 1.0)
+        return p, power, (p * w.clamp_min(-_BIG)).sum(dim=1)  # (p = 0 where w = −inf: no inf·0)
+
+    k = min(K, _INITIAL_CANDIDATES)
+    vals, idx = torch.topk(z, k, dim=1, sorted=True)
+    v = vals.double()
+    qc = measure(None, idx)
+    top = v[:, 0]
+    w = (alpha - 1.0) * (v - top[:, None])  # ≤ 0 per row; −inf for excluded classes
+    if unit:  # nothing to rescale
+        qbar = lam = torch.ones_like(top)
+    else:
+        qbar, lam = _measure_scale(qc, alpha)
+        qc, w = qc / qbar[:, None], _scaled(w, lam)
+    c = _solve_threshold(w, qc, beta)  # in the scaled units of w; c/λ in the logits' units
+    done = c >= w[:, -1] if k < K else torch.ones_like(c, dtype=torch.bool)
+    prob, power, mean = normalized(w, qc, c)
+    index, tau = idx, top + (c / lam + 1.0) / (alpha - 1.0)
+    if bool(done.all()):
+        return AlphaSolution(index=index, prob=prob, tau=tau, power=power, shift=_shift(mean, top, alpha))
+
+    # second pass, for the rows whose support may reach past the top-k
+    rows = (~done).nonzero(as_tuple=True)[0]
+    top_r, c_r, qbar_r, lam_r = top[rows], c[rows], qbar[rows], lam[rows]
+
+    def above(start: torch.Tensor, r: torch.Tensor):
+        """Every class above the threshold ``start`` (scaled units) of the rows ``rows[r]``, packed left: their
+        classes, scaled values (−inf on padding) and measure (1 on padding). One masked pass over all the rows of
+        z (the others get no candidates), not over a copy of the rows."""
+        t, s_, l_ = top_r[r], qbar_r[r], lam_r[r]
+        thr = (t + start / l_ / (alpha - 1.0)).to(z.dtype)
+        thr = torch.nextafter(thr, torch.full_like(thr, -math.inf))  # round down: never drop a support member
+        if r.numel() == B:  # every row (then r is 0..B−1): no selection
+            idx2, valid = candidates_above(z, thr)
+        else:
+            thr_all = torch.full((B,), math.inf, dtype=z.dtype, device=z.device).index_copy_(0, rows[r], thr)
+            idx2, valid = candidates_above(z, thr_all)
+            idx2, valid = idx2[rows[r]], valid[rows[r]]  # (the other rows have no candidates: no wider)
+        values = torch.take(z, idx2 + (rows[r] * K)[:, None])
+        w2 = torch.where(valid, values.double(), -math.inf).sub_(t[:, None]).mul_(alpha - 1.0)
+        if unit:
+            return idx2, w2, None
+        qc2 = torch.where(valid, measure(rows[r], idx2), 1.0) / s_[:, None]
+        return idx2, _scaled(w2, l_), qc2
+
+    start = c_r
+    sample = None
+    if K >= 4 * _SAMPLE:  # does a strided sample show the support reaching far past the top-k?
+        sample = z[:, :: K // _SAMPLE][rows]
+        thr_r = (top_r + c_r / lam_r / (alpha - 1.0)).to(z.dtype)
+        if not bool(((sample > thr_r[:, None]).sum(dim=1) > 1).any()):
+            sample = None
+    if sample is not None:
+        # a sharper start than the top-k root where the support is wide: the root of the top-k plus the sample of
+        # the other classes (their mass scaled to the row's), moved left along F's tangent (F = S^{1/β} is convex
+        # for β ≥ 1: the mass there is at least γ× the estimate's) by a slack γ of four standard errors of the
+        # sampled mass. A heuristic: it is kept only where the row's mass there is ≥ 1, i.e. where it is a lower
+        # bound of the root (checked below); the other rows start from the top-k root
+        ws = _scaled((alpha - 1.0) * (sample.double() - top_r[:, None]), lam_r)
+        w_k = w[rows]
+        ws = torch.where(ws < w_k[:, -1:], ws, -math.inf)  # the top-k count once, exactly
+        scale = (K - k) / ws.shape[1]
+        if unit:
+            qs = torch.cat([torch.ones_like(w_k), torch.full_like(ws, scale)], dim=1)
+        else:
+            cols = torch.arange(0, K, K // _SAMPLE, device=z.device).expand(rows.numel(), -1)
+            qs = torch.cat([qc[rows], measure(rows, cols) / qbar_r[:, None] * scale], dim=1)
+        ws = torch.cat([w_k, ws], dim=1)
+        estimate = _solve_threshold(ws, qs, beta, lower=c_r)
+        slope = -_mass(ws, qs, beta, estimate)[1] / beta  # T = Σ qs (ws − c)_+^{β−1}: −F' at the estimate
+        # the sampled part of the mass (1 at the estimate) has a standard error of about √(Σ_sampled term²)
+        terms = qs[:, k:] * _power((ws[:, k:] - estimate[:, None]).clamp_min_(0.0), beta)
+        gamma = 1.0 + 4.0 * terms.square_().sum(dim=1).sqrt()
+        start = estimate - (gamma.pow(1.0 / beta) - 1.0) / slope
+        start = torch.where(start > c_r, start, c_r)  # (NaN, from a zero slope, keeps c_r)
+    idx2, w2, qc2 = above(start, torch.arange(rows.numel(), device=z.device))
+    c2, f0 = _solve_threshold(w2, qc2, beta, lower=start, start_mass=True)
+    bad = (start > c_r) & (f0 < 0)  # the estimate was above the root (the mass there is < 1): start over
+    if bool(bad.any()):
+        b = bad.nonzero(as_tuple=True)[0]
+        start = torch.where(bad, c_r, start)
+        idx_b, w_b, qc_b = above(c_r[b], b)
+        n = max(idx2.shape[1], idx_b.shape[1])
+        idx2, w2 = _pad(idx2, n, 0), _pad(w2, n, -math.inf)
+        idx2[b], w2[b] = _pad(idx_b, n, 0), _pad(w_b, n, -math.inf)
+        if qc2 is not None:
+            qc2 = _pad(qc2, n, 1.0)
+            qc2[b] = _pad(qc_b, n, 1.0)
+        c2 = torch.where(bad, _solve_threshold(w2, qc2, beta, lower=start), c2)
+    p2, power2, mean2 = normalized(w2, qc2, c2)
+    tau[rows] = top_r + (c2 / lam_r + 1.0) / (alpha - 1.0)
+    if rows.numel() == B:
+        return AlphaSolution(index=idx2, prob=p2, tau=tau, power=power2, shift=_shift(mean2, top, alpha))
+    width = max(index.shape[1], idx2.shape[1])
+    index = torch.cat([index, index[:, :1].expand(B, width - index.shape[1])], dim=1)
+    prob = torch.cat([prob, prob.new_zeros(B, width - prob.shape[1])], dim=1)
+    index[rows] = torch.cat([idx2, idx2[:, :1].expand(-1, width - idx2.shape[1])], dim=1)
+    prob[rows] = torch.cat([p2, p2.new_zeros(p2.shape[0], width - p2.shape[1])], dim=1)
+    if power is not None:
+        power[rows], mean[rows] = power2, mean2
+    return AlphaSolution(index=index, prob=prob, tau=tau, power=power, shift=_shift(mean, top, alpha))
