@@ -337,8 +337,18 @@ def solve(
         start = estimate - (gamma.pow(1.0 / beta) - 1.0) / slope
         start = torch.where(start > c_r, start, c_r)  # (NaN, from a zero slope, keeps c_r)
     idx2, w2, qc2 = above(start, torch.arange(rows.numel(), device=z.device))
-    c2, f0 = _solve_threshold(w2, qc2, beta, lower=start, start_mass=True)
-    bad = (start > c_r) & (f0 < 0)  # the estimate was above the root (the mass there is < 1): start over
+    lower = start
+    if sample is not None and beta >= 1.0:
+        # Newton on the candidates starts one tangent step from the estimate rather than at `start` (one evaluation of
+        # a wide row saved): the candidates' F = S^{1/β} − 1 is convex and decreasing, so the step lands at or left of
+        # its root from either side. Where it lands right of `start`, the candidates' root is too, and there their f
+        # is the true f: the root is exact, with no further check. (NaN, from a zero slope, keeps `start`)
+        f_e, fp_e = _mass(w2, qc2, beta, estimate)
+        step = f_e if beta == 1.0 else -beta * (f_e + 1.0) * torch.expm1(-torch.log1p(f_e) / beta)
+        lower = torch.where(estimate - step / fp_e > start, estimate - step / fp_e, start)
+    c2, f0 = _solve_threshold(w2, qc2, beta, lower=lower, start_mass=True)
+    # the estimate was above the root (the mass at `start` is < 1): start over from the top-k root
+    bad = (start > c_r) & (lower <= start) & (f0 < 0)
     if bool(bad.any()):
         b = bad.nonzero(as_tuple=True)[0]
         start = torch.where(bad, c_r, start)
