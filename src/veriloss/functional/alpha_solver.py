@@ -24,7 +24,6 @@ _INITIAL_CANDIDATES = 32
 _MAX_NEWTON_STEPS = 200
 _SAMPLE = 2048  # columns of the strided sample that estimates a wide support's threshold
 _BLOCK_ELEMENTS = 1 << 21  # on the CPU, rows are solved in blocks of about this many logits (see _row_blocks)
-_BIG = 2.0**1000  # −inf candidate values (padding) are clamped to −_BIG where they meet p = 0
 _SAFE_SCALE = 2.0**256  # rows with a measure scale max(q)^(α−1) in [1/_SAFE_SCALE, _SAFE_SCALE] are solved as given
 
 
@@ -252,7 +251,8 @@ def solve(
 
     def normalized(w, qc, c):
         """p on the candidates and, for the unit measure (λ = 1), Σ p^α = Σ p·(w − c) / S^{α−1} with S = Σ (w − c)_+^β
-        (no pow) and Σ p·w, the mean logit less the top one times (α − 1)."""
+        (no pow) and Σ p·w = Σ p·(w − c) + c (Σ p = 1; p = 0 off the support), the mean logit less the top one times
+        (α − 1)."""
         d = (w - c[:, None]).clamp_min_(0.0)
         p = _power(d, beta)
         if qc is not None:
@@ -261,8 +261,8 @@ def solve(
         p = p.div_(mass)
         if qc is not None:
             return p, None, None
-        power = (p * d).sum(dim=1) / mass[:, 0].pow(alpha - 1.0)
-        return p, power, (p * w.clamp_min(-_BIG)).sum(dim=1)  # (p = 0 where w = −inf: no inf·0)
+        pd = torch.linalg.vecdot(p, d, dim=1)
+        return p, pd / mass[:, 0].pow(alpha - 1.0), pd + c
 
     k = min(K, _INITIAL_CANDIDATES)
     vals, idx = torch.topk(z, k, dim=1, sorted=True)
