@@ -115,7 +115,8 @@ def _solve_threshold(
             done = f.abs() <= tol_f
             # Newton on F(c) = S(c)^{1/β} − 1 (S = f + 1), not on f: the same root, F is convex too (a β-norm of the
             # convex (w_j − c)_+), so the steps from the left still increase to the root without overshooting, and F is
-            # linear in c while the support is fixed: a few steps from a far start where Newton on f creeps by (1 − 1/β)
+            # nearly linear in c far left of the root (a norm of w − c), where f grows like its β-th power: a few steps
+            # from a far start, where Newton on f creeps by a factor (1 − 1/β) per step
             step = f if beta == 1.0 else -beta * (f + 1.0) * torch.expm1(-torch.log1p(f) / beta)
             newton = torch.where(f > 0, c - step / fp, c)  # f < 0 only by rounding at the root
             done |= newton <= c
