@@ -267,10 +267,10 @@ def solve(
         return p, pd / mass[:, 0].pow(alpha - 1.0), pd + c
 
     k = min(K, _INITIAL_CANDIDATES)
-    vals, idx = torch.topk(z, k, dim=1, sorted=True)
+    vals, idx = torch.topk(z, k, dim=1, sorted=False)  # unsorted: half the cost of sorted on the CPU
     v = vals.double()
     qc = measure(None, idx)
-    top = v[:, 0]
+    top = v.amax(dim=1)
     w = (alpha - 1.0) * (v - top[:, None])  # ≤ 0 per row; −inf for excluded classes
     if unit:  # nothing to rescale
         qbar = lam = torch.ones_like(top)
@@ -278,7 +278,8 @@ def solve(
         qbar, lam = _measure_scale(qc, alpha)
         qc, w = qc / qbar[:, None], _scaled(w, lam)
     c = _solve_threshold(w, qc, beta)  # in the scaled units of w; c/λ in the logits' units
-    done = c >= w[:, -1] if k < K else torch.ones_like(c, dtype=torch.bool)
+    w_min = w.amin(dim=1, keepdim=True)  # the smallest candidate
+    done = c >= w_min[:, 0] if k < K else torch.ones_like(c, dtype=torch.bool)
     prob, power, mean = normalized(w, qc, c)
     index, tau = idx, top + (c / lam + 1.0) / (alpha - 1.0)
     if bool(done.all()):
@@ -323,7 +324,7 @@ def solve(
         # bound of the root (checked below); the other rows start from the top-k root
         ws = _scaled((alpha - 1.0) * (sample.double() - top_r[:, None]), lam_r)
         w_k = w[rows]
-        ws = torch.where(ws < w_k[:, -1:], ws, -math.inf)  # the top-k count once, exactly
+        ws = torch.where(ws < w_min[rows], ws, -math.inf)  # the top-k count once, exactly
         scale = (K - k) / ws.shape[1]
         if unit:
             qs = torch.cat([torch.ones_like(w_k), torch.full_like(ws, scale)], dim=1)
