@@ -192,6 +192,24 @@ def test_statistics_support_size_and_target_out_of_support():
     assert float(stats["py_zero"]) == 0.5  # row 0: the target (−6) is far below the support; row 1 inside it
 
 
+@pytest.mark.parametrize("alpha", [1.25, 1.5, 2.0, 3.0])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_target_out_of_support_equals_p_y_zero_of_the_dense_softargmax(alpha, weighted):
+    """``py_zero`` is the fraction of rows whose target has p_y = 0 in the dense α-softargmax, on narrow and wide rows
+    (K = 9,000: the second pass) and with a per-class measure."""
+    g = torch.Generator().manual_seed(int(alpha * 100) + weighted)
+    for scale in (0.05, 1.0, 4.0):
+        z = torch.randn(64, 9000, generator=g) * scale
+        y = torch.randint(0, 9000, (64,), generator=g)
+        y[:8] = z[:8].argmax(dim=1)  # targets surely in the support
+        q = torch.rand(9000, generator=g, dtype=torch.float64) + 0.1 if weighted else None
+        _, stats = alpha_divergence_loss_with_stats(z, y, alpha, q=q)
+        p = alpha_softargmax(z, alpha, q=q)
+        expected = (p[torch.arange(64), y] == 0).double().mean()
+        assert float(stats["py_zero"]) == pytest.approx(float(expected), abs=1e-12)
+        assert 0.0 < float(expected) < 1.0 or scale == 0.05  # both kinds of rows occur (all in at the smallest scale)
+
+
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_half_precision_inputs_are_computed_in_float32(dtype):
     z = _logits(4, 20, dtype=dtype).requires_grad_()
