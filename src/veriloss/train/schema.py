@@ -33,25 +33,7 @@ from .rules import (
     show,
 )
 
-__all__ = [
-    "CHECKS",
-    "SCHEMA",
-    "Bool",
-    "Check",
-    "Choice",
-    "Device",
-    "Fraction",
-    "FreeForm",
-    "Int",
-    "ListOf",
-    "Nullable",
-    "OneOf",
-    "Real",
-    "Record",
-    "Rule",
-    "Str",
-    "validate_config",
-]
+__all__ = ["CHECKS", "SCHEMA", "validate_config"]
 
 
 def _registry(name: str) -> list[str]:
