@@ -94,9 +94,9 @@ def test_the_tangent_start_from_the_estimate_is_exact_on_either_side_of_the_root
     starts = []
     original = alpha_module._solve_threshold
 
-    def spy(w, qc, beta, lower=None, start_mass=False):
-        result = original(w, qc, beta, lower, start_mass)
-        starts.append((lower, result[0] if start_mass else result))
+    def spy(w, qc, beta, lower=None, buf=None):
+        result = original(w, qc, beta, lower, buf)
+        starts.append((lower, result[0]))
         return result
 
     monkeypatch.setattr(alpha_module, "_solve_threshold", spy)
@@ -134,16 +134,97 @@ def test_row_blocks_equal_rows_solved_alone(alpha):
 
 def test_the_two_packings_of_the_candidates_agree():
     """The CPU's row-by-row packing and the vectorized one (the GPU's) give the same index matrix and counts, with
-    empty rows (one padding column), full rows and every density between."""
+    empty rows (one padding column), full rows and every density between; padding repeats the row's first class."""
     g = torch.Generator().manual_seed(3)
     for density in (0.0, 0.001, 0.2, 0.9, 1.0):
         mask = torch.rand(9, 301, generator=g) < density
         mask[2] = False
         mask[5] = True if density > 0.5 else mask[5]
-        a_index, a_counts = alpha_module._pack_by_row(mask)
+        a_index, a_counts = alpha_module._pack_by_row(mask.numpy())
         b_index, b_counts = alpha_module._pack_vectorized(mask)
         assert torch.equal(a_counts, b_counts) and torch.equal(a_counts, mask.sum(dim=1))
         assert torch.equal(a_index, b_index) and a_index.shape[1] == max(int(mask.sum(dim=1).max()), 1)
         for i in range(mask.shape[0]):  # each row's classes, in order, first
             n = int(a_counts[i])
             assert torch.equal(a_index[i, :n], mask[i].nonzero()[:, 0])
+            assert bool((a_index[i, n:] == (a_index[i, 0] if n else 0)).all())
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16, torch.float16])
+def test_candidates_above_are_the_classes_above_the_threshold(dtype):
+    """numpy's comparison (float32, float64) and torch's (other dtypes) list exactly the classes with z > thr, NaN
+    never included, ±inf thresholds giving every finite class or none."""
+    g = torch.Generator().manual_seed(4)
+    z = torch.randn(6, 5000, generator=g).to(dtype)
+    z[1, ::7] = float("nan")
+    z[5, 100:110] = -float("inf")
+    thr = torch.tensor([0.5, 0.0, -1.0, 3.0, float("inf"), -float("inf")]).to(dtype)
+    index, valid = alpha_module.candidates_above(z, thr)
+    for i in range(6):
+        expected = (z[i] > thr[i]).nonzero()[:, 0]
+        assert int(valid[i].sum()) == expected.numel()
+        assert torch.equal(index[i, : expected.numel()], expected)
+    assert int(valid[4].sum()) == 0 and int(valid[5].sum()) == 4990
+
+
+@pytest.mark.parametrize("K", [1000, 8192, 8200, 40_000, 100_003])
+def test_top_k_equals_torch_topk(K):
+    """The two-stage top-k (chunk maxima, then the top of the best chunks and the tail) returns the values of
+    torch.topk, and indices that hold them: on continuous rows, rows of exact ties, a row whose top lies in the
+    tail, rows with −inf and NaN (NaN ranks first, as in torch.topk)."""
+    g = torch.Generator().manual_seed(K)
+    z = torch.randn(7, K, generator=g)
+    z[1] = torch.randint(0, 5, (K,), generator=g).float()  # ties across many chunks
+    z[2, -3:] = 10.0  # the largest in the last K mod 32 columns (when there are any)
+    z[3, : K // 2] = -float("inf")
+    z[4, 5::97] = 6.0 + torch.arange(len(range(5, K, 97))) * 1e-3  # the top spread one per chunk
+    z[5, 17] = float("nan")
+    z[6, ::2] = 100.0  # more than 32 equal maxima
+    vals, idx = alpha_module.top_k(z, 32)
+    ref_vals = torch.topk(z, 32, dim=1).values
+    assert torch.equal(vals.sort(dim=1, descending=True).values.nan_to_num(7.0), ref_vals.nan_to_num(7.0))
+    assert torch.equal(z.gather(1, idx).nan_to_num(7.0), vals.nan_to_num(7.0))
+    assert bool((idx.sort(dim=1).values.diff(dim=1) > 0).all())  # 32 distinct classes per row
+
+
+@pytest.mark.parametrize("beta", [1.0, 2.0, 3.0, 4.0, 2.5, 0.5])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_mass_and_its_slope_equal_the_formula(beta, weighted):
+    """f(c) = Σ q (w − c)_+^β − 1 and f'(c) = −β Σ q (w − c)_+^{β−1} (terms with w ≤ c excluded) against a direct
+    float64 evaluation, for the integer powers (reused buffers, which then hold d and the terms) and pow."""
+    g = torch.Generator().manual_seed(int(beta * 10))
+    w = -torch.rand(4, 300, generator=g, dtype=torch.float64)
+    w[:, 0] = 0.0
+    w[3, 50:] = -float("inf")  # padding
+    qc = torch.rand(4, 300, generator=g, dtype=torch.float64) + 0.5 if weighted else None
+    c = torch.tensor([-0.9, -0.5, -0.1, -0.3], dtype=torch.float64)
+    d = (w - c[:, None]).clamp_min(0.0)
+    q = torch.ones_like(w) if qc is None else qc
+    f_ref = (q * d**beta).sum(dim=1) - 1.0
+    fp_ref = -beta * torch.where(d > 0, q * d ** (beta - 1.0), 0.0).sum(dim=1)
+    buf = alpha_module._workspace(w, beta)
+    f, fp = alpha_module._mass(w, qc, beta, c, buf)
+    torch.testing.assert_close(f, f_ref, rtol=1e-14, atol=1e-14)
+    torch.testing.assert_close(fp, fp_ref, rtol=1e-14, atol=1e-14)
+    if buf is not None:
+        assert beta in (1.0, 2.0, 3.0, 4.0)
+        torch.testing.assert_close(buf[0], d, rtol=0, atol=0)
+        torch.testing.assert_close(buf[1], q * d**beta * (d > 0), rtol=1e-15, atol=0)
+    else:
+        assert beta in (2.5, 0.5)
+
+
+@pytest.mark.parametrize(("alpha", "regime"), [(1.25, "wide"), (1.5, "normal"), (2.0, "ties"), (3.0, "wide")])
+def test_outside_agrees_with_the_probabilities(alpha, regime):
+    """AlphaSolution.outside (from the root, no pass over the candidates) says p = 0 exactly where p is 0, for every
+    class of a row (each class tried as the one asked), unit and per-class measures."""
+    z = _rows(regime, 2, seed=5)
+    q = torch.rand(K, generator=torch.Generator().manual_seed(6), dtype=torch.float64) + 0.5
+    for measure in (None, q):
+        sol = solve(z, alpha, measure)
+        p = sol.dense(K)
+        for cls in (0, 1, 999, 54_321):
+            classes = torch.full((2,), cls)
+            assert torch.equal(sol.outside(z, classes), p[:, cls] <= 0)
+        top = p.argmax(dim=1)
+        assert not bool(sol.outside(z, top).any())

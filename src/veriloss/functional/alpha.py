@@ -321,7 +321,7 @@ def alpha_loss_per_sample(
             values.append(loss_from_solution(zd[rows], yb, alpha, qb, tq, sol))
             blocks.append((rows, sol.index, sol.prob.to(z.dtype)))
             support.append(sol.support_size)
-            py_zero.append(sol.at(yb) <= 0)
+            py_zero.append(sol.outside(zd[rows], yb))
         stats = {"support_size": torch.cat(support).float().mean(), "py_zero": torch.cat(py_zero).float().mean()}
     per = _SparseGradient.apply(z, torch.cat(values).to(z.dtype), y, blocks)
     return per, stats
