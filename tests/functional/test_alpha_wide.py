@@ -94,8 +94,8 @@ def test_the_tangent_start_from_the_estimate_is_exact_on_either_side_of_the_root
     starts = []
     original = alpha_module._solve_threshold
 
-    def spy(w, qc, beta, lower=None, buf=None):
-        result = original(w, qc, beta, lower, buf)
+    def spy(w, qc, beta, lower=None, buf=None, tol=None):
+        result = original(w, qc, beta, lower, buf, tol)
         starts.append((lower, result[0]))
         return result
 

@@ -24,6 +24,7 @@ __all__ = ["AlphaSolution", "candidates_above", "solve", "top_k"]
 _INITIAL_CANDIDATES = 32
 _MAX_NEWTON_STEPS = 200
 _SAMPLE = 2048  # columns of the strided sample that estimates a wide support's threshold
+_ESTIMATE_TOL = 1e-3  # |f| at which the sampled estimate stops: its mass is only known to a few % anyway
 _BLOCK_ELEMENTS = 1 << 21  # on the CPU, rows are solved in blocks of about this many logits (see _row_blocks)
 _NUMPY_DTYPES = (torch.float32, torch.float64)  # compared by numpy on the CPU (see candidates_above)
 _SAFE_SCALE = 2.0**256  # rows with a measure scale max(q)^(α−1) in [1/_SAFE_SCALE, _SAFE_SCALE] are solved as given
@@ -114,6 +115,7 @@ def _solve_threshold(
     beta: float,
     lower: torch.Tensor | None = None,
     buf=None,
+    tol: float | None = None,
 ):
     """The root c of ``f(c) = Σ_j qc_j (w_j − c)_+^β − 1 = 0`` for each row (float64; ``w`` has max 0 per row).
 
@@ -127,13 +129,14 @@ def _solve_threshold(
     the root (f ≥ 0 there), is a better start. Returns (c, f at the start, state): f at the start tells whether
     ``lower`` was a lower bound indeed (f ≥ 0; else that row's c is its start); with ``buf`` (see :func:`_mass`;
     β ∈ {1, 2, 3, 4}) every evaluation reuses it and state is (d, terms, mass) at c, else (or where the steps ran
-    out, the last evaluation not at c) None.
+    out, the last evaluation not at c) None. ``tol``: stop where |f| ≤ tol instead (an estimate, not a root).
     """
     eps = torch.finfo(torch.float64).eps
-    tol_f = 4 * eps * w.shape[1]
-    lo = (w.amax(dim=1) - 1.0) if qc is None else (w - qc.pow(-1.0 / beta)).amax(dim=1)
-    if lower is not None:
-        lo = torch.maximum(lo, lower)
+    tol_f = 4 * eps * w.shape[1] if tol is None else tol
+    if lower is not None:  # (better than the one-term bound below wherever it is a lower bound at all)
+        lo = lower
+    else:
+        lo = (w.amax(dim=1) - 1.0) if qc is None else (w - qc.pow(-1.0 / beta)).amax(dim=1)
     hi = torch.zeros_like(lo)
     c = lo.clone()
     dx = hi - lo
@@ -259,16 +262,18 @@ def candidates_above(z: torch.Tensor, thr: torch.Tensor) -> tuple[torch.Tensor, 
 
 def top_k(z: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """``torch.topk(z, k, dim=1, sorted=False)`` of a 2-D ``z`` (values, indices; equal values may come from other
-    columns). On the CPU, for rows of at least 8k² columns, in two stages: the maximum of each chunk of k columns,
-    the k chunks of largest maxima, then the top k of their k² logits and of the last K mod k columns. Exact: each
-    of the k largest logits lies in a chunk whose maximum is at least as large, and fewer than k other chunks can
-    rank above it. About 3× faster than one top-k over 10^5 columns (a max over chunks is a vectorized pass)."""
+    columns). On the CPU, for rows of at least 8k² unit-stride columns, in two stages: the columns split into n = K//k
+    groups {g, g + n, …, g + (k−1)n} (their maxima: an elementwise max of k contiguous slices), the k groups of
+    largest maxima, then the top k of their k² logits and of the last K mod k columns. Exact: each of the k largest
+    logits lies in a group whose maximum is at least as large, and fewer than k other groups can rank above it.
+    About 4× faster than one top-k over 10^5 columns."""
     R, K = z.shape
-    if z.device.type != "cpu" or K < 8 * k * k:
+    if z.device.type != "cpu" or K < 8 * k * k or z.stride(1) != 1:
         return torch.topk(z, k, dim=1, sorted=False)
     n = K // k
-    best = torch.topk(z[:, : n * k].reshape(R, n, k).amax(dim=2), k, dim=1, sorted=False).indices
-    cols = (best[:, :, None] * k + torch.arange(k)).reshape(R, k * k)
+    groups = z.as_strided((R, k, n), (z.stride(0), n, 1)).amax(dim=1)
+    best = torch.topk(groups, k, dim=1, sorted=False).indices
+    cols = (best[:, :, None] + torch.arange(0, k * n, n)).reshape(R, k * k)
     if K > n * k:
         cols = torch.cat([cols, torch.arange(n * k, K).expand(R, -1)], dim=1)
     vals, j = torch.topk(z.gather(1, cols), k, dim=1, sorted=False)
@@ -396,10 +401,14 @@ def solve(
             cols = torch.arange(0, K, K // _SAMPLE, device=z.device).expand(rows.numel(), -1)
             qs = torch.cat([qc[rows], measure(rows, cols) / qbar_r[:, None] * scale], dim=1)
         ws = torch.cat([w_k, ws], dim=1)
-        estimate = _solve_threshold(ws, qs, beta, lower=c_r)[0]
-        slope = -_mass(ws, qs, beta, estimate)[1] / beta  # T = Σ qs (ws − c)_+^{β−1}: −F' at the estimate
+        buf_s = _workspace(ws, beta)
+        estimate = _solve_threshold(ws, qs, beta, lower=c_r, buf=buf_s, tol=_ESTIMATE_TOL)[0]
+        slope = -_mass(ws, qs, beta, estimate, buf_s)[1] / beta  # T = Σ qs (ws − c)_+^{β−1}: −F' at the estimate
         # the sampled part of the mass (1 at the estimate) has a standard error of about √(Σ_sampled term²)
-        terms = qs[:, k:] * _power((ws[:, k:] - estimate[:, None]).clamp_min_(0.0), beta)
+        if buf_s is not None:  # the terms qs (ws − c)_+^β at the estimate
+            terms = buf_s[1][:, k:]
+        else:
+            terms = qs[:, k:] * _power((ws[:, k:] - estimate[:, None]).clamp_min_(0.0), beta)
         gamma = 1.0 + 4.0 * terms.square_().sum(dim=1).sqrt()
         start = estimate - (gamma.pow(1.0 / beta) - 1.0) / slope
         start = torch.where(start > c_r, start, c_r)  # (NaN, from a zero slope, keeps c_r)
