@@ -74,9 +74,9 @@ def test_a_sample_that_overestimates_the_mass_falls_back_to_the_exact_bound(monk
     z = 0.05 * torch.randn(2, K, generator=g, dtype=torch.float64)
     z[:, :: K // alpha_module._SAMPLE] += 1.0
     calls = []
-    original = alpha_module.candidates_above
-    monkeypatch.setattr(alpha_module, "candidates_above", lambda *a: calls.append(1) or original(*a))
-    sol = solve(z, 1.25)
+    original = alpha_module._candidates
+    monkeypatch.setattr(alpha_module, "_candidates", lambda *a: calls.append(1) or original(*a))
+    sol = solve(z, 1.25, scratch=alpha_module.Scratch())  # (the fallback's candidates are not in the scratch)
     assert len(calls) == 2  # the sampled start, then the fallback
     p = sol.dense(K)
     torch.testing.assert_close(p, ref.softargmax(z, 1.25), rtol=0, atol=1e-12)

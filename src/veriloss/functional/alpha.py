@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from .._checks import check_label_structure, check_labels, check_real, validating
-from .alpha_solver import AlphaSolution, _gather_measure, _row_blocks, solve
+from .alpha_solver import AlphaSolution, Scratch, _gather_measure, _row_blocks, solve
 from .reduction import check_reduction, reduce_loss
 
 __all__ = [
@@ -311,15 +311,16 @@ def alpha_loss_per_sample(
             p_y = torch.exp(-per.detach())
         return per, {"support_size": torch.tensor(float(K)), "py_zero": (p_y <= 0).float().mean()}
     blocks, values, support, py_zero = [], [], [], []
+    scratch = Scratch()
     with torch.no_grad():
         zd = z.detach()
         for rows in _row_blocks(B, K, z.device):
             qb = q[rows] if q is not None and q.dim() == 2 else q
             tq = None if target_q is None else target_q[rows]
             yb = y[rows]
-            sol = solve(zd[rows], alpha, qb, yb if tq is not None else None, tq)
+            sol = solve(zd[rows], alpha, qb, yb if tq is not None else None, tq, scratch)
             values.append(loss_from_solution(zd[rows], yb, alpha, qb, tq, sol))
-            blocks.append((rows, sol.index, sol.prob.to(z.dtype)))
+            blocks.append((rows, sol.index, sol.prob.to(z.dtype, copy=True)))  # (prob is in the scratch space)
             support.append(sol.support_size)
             py_zero.append(sol.outside(zd[rows], yb))
         stats = {"support_size": torch.cat(support).float().mean(), "py_zero": torch.cat(py_zero).float().mean()}

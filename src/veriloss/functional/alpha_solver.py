@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-__all__ = ["AlphaSolution", "candidates_above", "solve", "top_k"]
+__all__ = ["AlphaSolution", "Scratch", "candidates_above", "solve", "top_k"]
 
 _INITIAL_CANDIDATES = 32
 _MAX_NEWTON_STEPS = 200
@@ -171,9 +171,31 @@ def _solve_threshold(
     return c, f0, state
 
 
-def _workspace(w: torch.Tensor, beta: float):
-    """The two temporaries of :func:`_mass` for ``w``, or None where β is not in {1, 2, 3, 4}."""
-    return (torch.empty_like(w), torch.empty_like(w)) if beta == int(beta) and 1 <= beta <= 4 else None
+class Scratch:
+    """Float64 scratch space shared by the row blocks of one call (a kernel's helper): the wide second pass's
+    candidates' values and Newton buffers are views of one storage, grown when a block needs more, so that
+    consecutive blocks reuse memory instead of page-faulting fresh temporaries. A solution solved with it holds
+    views of that storage (its ``prob``): read or copy it before the next solve."""
+
+    def __init__(self) -> None:
+        self._storage: torch.Tensor | None = None
+
+    def get(self, shape: torch.Size, slot: int, device: torch.device) -> torch.Tensor:
+        """View number ``slot`` (0, 1, 2) of shape ``shape``; slots do not overlap; growing drops the old storage."""
+        n = math.prod(shape)
+        if self._storage is None or self._storage.numel() < 3 * n or self._storage.device != device:
+            self._storage = torch.empty(3 * n + n // 4, dtype=torch.float64, device=device)  # (room to grow)
+        return self._storage[slot * n : (slot + 1) * n].view(shape)
+
+
+def _workspace(w: torch.Tensor, beta: float, scratch: Scratch | None = None):
+    """The two temporaries of :func:`_mass` for ``w`` (slots 1 and 2 of ``scratch`` where given, whose slot 0 may
+    hold ``w``), or None where β is not in {1, 2, 3, 4}."""
+    if not (beta == int(beta) and 1 <= beta <= 4):
+        return None
+    if scratch is not None:
+        return scratch.get(w.shape, 1, w.device), scratch.get(w.shape, 2, w.device)
+    return torch.empty_like(w), torch.empty_like(w)
 
 
 def _measure_scale(qc: torch.Tensor, alpha: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -247,15 +269,30 @@ def _pack_vectorized(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.where(valid, index, index[:, :1]), counts
 
 
+def _candidates(z: torch.Tensor, thr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(index, counts) of :func:`candidates_above`: the padding of each row repeats its first class."""
+    if z.device.type == "cpu" and z.dtype in _NUMPY_DTYPES:
+        return _pack_by_row(np.greater(z.detach().numpy(), thr.detach().to(z.dtype).numpy()[:, None]))
+    mask = z > thr[:, None]
+    return _pack_by_row(mask.numpy()) if z.device.type == "cpu" else _pack_vectorized(mask)
+
+
+def _fill_padding(t: torch.Tensor, counts: torch.Tensor, value: float) -> torch.Tensor:
+    """``t`` (R×n) with ``value`` from column ``counts[i]`` on in each row i, in place: on the CPU by a numpy slice per
+    row (no R×n mask), elsewhere by one masked fill."""
+    if t.device.type == "cpu" and t.dtype in _NUMPY_DTYPES:
+        arr = t.numpy()
+        for row, n in zip(arr, counts.tolist()):
+            row[n:] = value
+        return t
+    return t.masked_fill_(torch.arange(t.shape[1], device=t.device) >= counts[:, None], value)
+
+
 def candidates_above(z: torch.Tensor, thr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per row, the classes with ``z > thr`` packed left into a (R, n_max) index matrix (n_max ≥ 1: a row without
     candidates, NaN logits, gets one padding column), and its validity mask. Row by row on the CPU (the comparison
     by numpy: torch's broadcast comparison is several times slower there), vectorized elsewhere."""
-    if z.device.type == "cpu" and z.dtype in _NUMPY_DTYPES:
-        index, counts = _pack_by_row(np.greater(z.detach().numpy(), thr.detach().to(z.dtype).numpy()[:, None]))
-    else:
-        mask = z > thr[:, None]
-        index, counts = _pack_by_row(mask.numpy()) if z.device.type == "cpu" else _pack_vectorized(mask)
+    index, counts = _candidates(z, thr)
     valid = torch.arange(index.shape[1], device=z.device) < counts[:, None]  # each row's candidates come first
     return index, valid  # (padding repeats a real class: its p is set to 0)
 
@@ -286,12 +323,15 @@ def solve(
     q: torch.Tensor | None = None,
     target: torch.Tensor | None = None,
     target_q: torch.Tensor | None = None,
+    scratch: Scratch | None = None,
 ) -> AlphaSolution:
     """Exact α-softargmax (α > 1) of each row of ``z`` (B×K), in two passes over the logits at most. A kernel: the
     largest logit of every row must be finite, q > 0.
 
     ``q`` is None, per class (K,) or per row (B, K). ``target`` and ``target_q`` (both (B,)) override the measure of
-    one class per row (Q-Margin's κ) without a (B, K) measure.
+    one class per row (Q-Margin's κ) without a (B, K) measure. ``scratch`` (a :class:`Scratch`), shared by the
+    calls on consecutive row blocks, holds the second pass's temporaries, ``prob`` included: copy it before the next
+    call.
 
     1. Solve on the top-k logits of each row (k = 32). If the threshold c satisfies ``c ≥ w_k`` (the smallest
        candidate), every other class has p = 0 and the row is exact.
@@ -358,24 +398,25 @@ def solve(
     rows = (~done).nonzero(as_tuple=True)[0]
     top_r, c_r, qbar_r, lam_r = top[rows], c[rows], qbar[rows], lam[rows]
 
-    def above(start: torch.Tensor, r: torch.Tensor):
+    def above(start: torch.Tensor, r: torch.Tensor, out: Scratch | None = None):
         """Every class above the threshold ``start`` (scaled units) of the rows ``rows[r]``, packed left: their
-        classes, scaled values (−inf on padding) and measure (1 on padding). One masked pass over all the rows of
-        z (the others get no candidates), not over a copy of the rows."""
+        classes, scaled values (−inf on padding; in slot 0 of ``out`` where given) and measure (1 on padding). One
+        masked pass over all the rows of z (the others get no candidates), not over a copy of the rows."""
         t, s_, l_ = top_r[r], qbar_r[r], lam_r[r]
         thr = (t + start / l_ / (alpha - 1.0)).to(z.dtype)
         thr = torch.nextafter(thr, torch.full_like(thr, -math.inf))  # round down: never drop a support member
         if r.numel() == B:  # every row (then r is 0..B−1): no selection
-            idx2, valid = candidates_above(z, thr)
+            idx2, counts = _candidates(z, thr)
         else:
             thr_all = torch.full((B,), math.inf, dtype=z.dtype, device=z.device).index_copy_(0, rows[r], thr)
-            idx2, valid = candidates_above(z, thr_all)
-            idx2, valid = idx2[rows[r]], valid[rows[r]]  # (the other rows have no candidates: no wider)
+            idx2, counts = _candidates(z, thr_all)
+            idx2, counts = idx2[rows[r]], counts[rows[r]]  # (the other rows have no candidates: no wider)
         values = z.gather(1, idx2) if r.numel() == B else torch.take(z, idx2 + (rows[r] * K)[:, None])
-        w2 = torch.sub(values, t[:, None]).mul_(alpha - 1.0).masked_fill_(~valid, -math.inf)  # (in float64)
+        w2 = out.get(idx2.shape, 0, z.device) if out is not None else None
+        w2 = _fill_padding(torch.sub(values, t[:, None], out=w2).mul_(alpha - 1.0), counts, -math.inf)  # float64
         if unit:
             return idx2, w2, None
-        qc2 = torch.where(valid, measure(rows[r], idx2), 1.0) / s_[:, None]
+        qc2 = _fill_padding(measure(rows[r], idx2), counts, 1.0) / s_[:, None]
         return idx2, _scaled(w2, l_), qc2
 
     start = c_r
@@ -412,8 +453,8 @@ def solve(
         gamma = 1.0 + 4.0 * terms.square_().sum(dim=1).sqrt()
         start = estimate - (gamma.pow(1.0 / beta) - 1.0) / slope
         start = torch.where(start > c_r, start, c_r)  # (NaN, from a zero slope, keeps c_r)
-    idx2, w2, qc2 = above(start, torch.arange(rows.numel(), device=z.device))
-    buf = _workspace(w2, beta)
+    idx2, w2, qc2 = above(start, torch.arange(rows.numel(), device=z.device), scratch)
+    buf = _workspace(w2, beta, scratch)
     lower = start
     if sample is not None and beta >= 1.0:
         # Newton on the candidates starts one tangent step from the estimate rather than at `start` (one evaluation of
