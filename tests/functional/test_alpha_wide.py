@@ -109,18 +109,24 @@ def test_the_tangent_start_from_the_estimate_is_exact_on_either_side_of_the_root
 
 
 @pytest.mark.parametrize("alpha", [1.25, 2.0])
-def test_row_blocks_equal_rows_solved_alone(alpha):
-    """More rows than one CPU block (with mixed supports): the loss, its gradient and the statistics of the batch equal
-    those of each row solved alone."""
-    z = torch.cat([_rows("wide", 12, seed=2), _rows("normal", 12, seed=3)]).float()
-    z = z[torch.randperm(24, generator=torch.Generator().manual_seed(4))]
-    y = torch.arange(24) * 7
-    assert len(alpha_module._row_blocks(24, K, z.device)) > 1
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("order", ["mixed", "widest last"])
+def test_row_blocks_equal_rows_solved_alone(alpha, dtype, order):
+    """More rows than one CPU block (with mixed supports; or the later blocks wider, so that the blocks' shared scratch
+    space grows, then is reused by a block as wide while the earlier solutions' probabilities are kept): the loss,
+    its gradient and the statistics of the batch equal those of each row solved alone, in float32 and float64."""
+    z = torch.cat([_rows("wide", 12, seed=2), _rows("normal", 12, seed=3)]).to(dtype)
+    if order == "mixed":
+        z = z[torch.randperm(24, generator=torch.Generator().manual_seed(4))]
+    else:
+        z = torch.cat([_rows("normal", 20, seed=3), _rows("wide", 40, seed=5)]).to(dtype)  # blocks of 20 rows
+    y = torch.arange(z.shape[0]) * 7
+    assert len(alpha_module._row_blocks(z.shape[0], K, z.device)) > 1
     zz = z.clone().requires_grad_(True)
     loss, stats = alpha_divergence_loss_with_stats(zz, y, alpha, reduction="none")
     loss.sum().backward()
     alone, grads, supports = [], [], []
-    for i in range(24):
+    for i in range(z.shape[0]):
         zi = z[i : i + 1].clone().requires_grad_(True)
         li, si = alpha_divergence_loss_with_stats(zi, y[i : i + 1], alpha, reduction="none")
         li.sum().backward()
@@ -228,3 +234,19 @@ def test_outside_agrees_with_the_probabilities(alpha, regime):
             assert torch.equal(sol.outside(z, classes), p[:, cls] <= 0)
         top = p.argmax(dim=1)
         assert not bool(sol.outside(z, top).any())
+
+
+def test_scratch_slots_do_not_overlap_and_grow():
+    """The three slots of a shape are disjoint views of one storage, reused for a smaller shape and replaced (the
+    old views intact) for a larger one."""
+    scratch = alpha_module.Scratch()
+    a = [scratch.get(torch.Size([4, 10]), i, torch.device("cpu")) for i in range(3)]
+    for i, t in enumerate(a):
+        t.fill_(float(i))
+    assert [float(t.mean()) for t in a] == [0.0, 1.0, 2.0]
+    small = scratch.get(torch.Size([2, 5]), 2, torch.device("cpu"))
+    assert small.untyped_storage().data_ptr() == a[0].untyped_storage().data_ptr()
+    big = scratch.get(torch.Size([8, 10]), 0, torch.device("cpu"))
+    assert big.untyped_storage().data_ptr() != a[0].untyped_storage().data_ptr()
+    big.fill_(9.0)
+    assert [float(t.mean()) for t in a[:2]] == [0.0, 1.0]
