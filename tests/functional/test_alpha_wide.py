@@ -251,3 +251,23 @@ def test_scratch_slots_do_not_overlap_and_grow():
     assert big.untyped_storage().data_ptr() != a[0].untyped_storage().data_ptr()
     big.fill_(9.0)
     assert [float(t.mean()) for t in a[:2]] == [0.0, 1.0]
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16])
+def test_fill_padding_by_counts(dtype):
+    """The padding fill: numpy slices (float32/64 on the CPU) and the masked fill (other dtypes; the GPU's path) put
+    the value from each row's count on, and nothing before it."""
+    t = torch.arange(24, dtype=torch.float64).reshape(4, 6).to(dtype)
+    counts = torch.tensor([0, 3, 6, 1])
+    out = alpha_module._fill_padding(t.clone(), counts, -1.0)
+    expected = torch.where(torch.arange(6) >= counts[:, None], torch.tensor(-1.0, dtype=dtype), t)
+    assert torch.equal(out, expected)
+
+
+def test_top_k_of_a_strided_matrix():
+    """Rows that are not unit-stride (a transposed view) take torch.topk's path: the same values."""
+    z = torch.randn(100_000, 3, generator=torch.Generator().manual_seed(8)).t()
+    assert z.stride(1) != 1
+    vals, idx = alpha_module.top_k(z, 32)
+    assert torch.equal(vals.sort(dim=1).values, torch.topk(z, 32, dim=1).values.sort(dim=1).values)
+    assert torch.equal(z.gather(1, idx), vals)
