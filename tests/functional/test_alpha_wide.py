@@ -271,3 +271,19 @@ def test_top_k_of_a_strided_matrix():
     vals, idx = alpha_module.top_k(z, 32)
     assert torch.equal(vals.sort(dim=1).values, torch.topk(z, 32, dim=1).values.sort(dim=1).values)
     assert torch.equal(z.gather(1, idx), vals)
+
+
+@pytest.mark.parametrize(
+    ("regime", "alpha", "estimates"), [("wide", 1.25, True), ("normal", 1.25, False), ("wide", 1.5, False)]
+)
+def test_the_sampled_estimate_runs_only_on_very_wide_rows(monkeypatch, regime, alpha, estimates):
+    """The sampled estimate (a third solve, on the top-k and the sample) runs where the sample puts a quarter of a row
+    above the top-k root (fresh-init cosine rows at α 1.25); narrower rows go straight to the second pass. Exact
+    either way."""
+    z = _rows(regime, 2, seed=9)
+    calls = []
+    original = alpha_module._solve_threshold
+    monkeypatch.setattr(alpha_module, "_solve_threshold", lambda *a, **k: calls.append(1) or original(*a, **k))
+    sol = solve(z, alpha)
+    assert len(calls) == (3 if estimates else 2)
+    torch.testing.assert_close(sol.dense(K), ref.softargmax(z, alpha), rtol=0, atol=5e-12)
