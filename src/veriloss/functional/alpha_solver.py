@@ -63,8 +63,7 @@ class AlphaSolution:
         ``w = λ(α−1)(z − top)`` is at most the root c, computed as the solver computed it (so it agrees with d = (w −
         c)_+ = 0; not a pass over the candidates as :meth:`at`)."""
         top, c, lam, alpha = self.cut
-        w = (alpha - 1.0) * (z.gather(1, classes[:, None]).double() - top[:, None])
-        return _scaled(w, lam)[:, 0] <= c
+        return _shifted(z.gather(1, classes[:, None]), top, lam, alpha)[:, 0] <= c
 
 
 def _power(d: torch.Tensor, beta: float) -> torch.Tensor:
@@ -79,6 +78,11 @@ def _power(d: torch.Tensor, beta: float) -> torch.Tensor:
     return d.pow(beta)
 
 
+def _buffered(beta: float) -> bool:
+    """Whether :func:`_mass` evaluates β by multiplications in two reused buffers: β ∈ {1, 2, 3, 4}."""
+    return beta == int(beta) and 1 <= beta <= 4
+
+
 def _mass(
     w: torch.Tensor, qc: torch.Tensor | None, beta: float, c: torch.Tensor, buf=None
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -88,7 +92,7 @@ def _mass(
     when None): afterwards ``buf[0]`` holds d = (w − c)_+ and ``buf[1]`` the terms qc·d^β, so that the caller can
     evaluate again without allocating (a fresh wide temporary is page-faulted by the C allocator on every call: as
     much time as the arithmetic) and normalize from the last evaluation."""
-    if beta == int(beta) and 1 <= beta <= 4:  # integer powers, by multiplications (much cheaper than pow)
+    if _buffered(beta):  # integer powers, by multiplications (much cheaper than pow)
         d, t = buf if buf is not None else (torch.empty_like(w), torch.empty_like(w))
         torch.sub(w, c[:, None], out=d).clamp_min_(0.0)
         if beta == 1.0:
@@ -192,7 +196,7 @@ class Scratch:
 def _workspace(w: torch.Tensor, beta: float, scratch: Scratch | None = None):
     """The two temporaries of :func:`_mass` for ``w`` (slots 1 and 2 of ``scratch`` where given, whose slot 0 may
     hold ``w``), or None where β is not in {1, 2, 3, 4}."""
-    if not (beta == int(beta) and 1 <= beta <= 4):
+    if not _buffered(beta):
         return None
     if scratch is not None:
         return scratch.get(w.shape, 1, w.device), scratch.get(w.shape, 2, w.device)
@@ -213,6 +217,14 @@ def _measure_scale(qc: torch.Tensor, alpha: float) -> tuple[torch.Tensor, torch.
 def _scaled(w: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
     """``λ·w`` per row, −inf (excluded classes) kept as −inf also where λ underflows to 0."""
     return torch.where(torch.isinf(w), w, w * lam[:, None])
+
+
+def _shifted(values: torch.Tensor, top: torch.Tensor, lam: torch.Tensor | None, alpha: float) -> torch.Tensor:
+    """The solver's units of logits ``values`` (R×n): ``w = λ(α−1)(z − top)`` in float64 (``lam`` None: λ = 1). Every
+    w of a row is computed this way (or, for the candidates, the same operations in place), so that comparing a
+    class's w with the root decides its membership exactly as the solver did."""
+    w = (alpha - 1.0) * (values.double() - top[:, None])
+    return w if lam is None else _scaled(w, lam)
 
 
 def _gather_measure(q: torch.Tensor | None, rows: torch.Tensor | None, idx: torch.Tensor) -> torch.Tensor:
@@ -378,15 +390,14 @@ def solve(
 
     k = min(K, _INITIAL_CANDIDATES)
     vals, idx = top_k(z, k)  # unsorted: half the cost of sorted on the CPU
-    v = vals.double()
     qc = measure(None, idx)
-    top = v.amax(dim=1)
-    w = (alpha - 1.0) * (v - top[:, None])  # ≤ 0 per row; −inf for excluded classes
+    top = vals.amax(dim=1).double()
     if unit:  # nothing to rescale
         qbar = lam = torch.ones_like(top)
+        w = _shifted(vals, top, None, alpha)  # ≤ 0 per row; −inf for excluded classes
     else:
         qbar, lam = _measure_scale(qc, alpha)
-        qc, w = qc / qbar[:, None], _scaled(w, lam)
+        qc, w = qc / qbar[:, None], _shifted(vals, top, lam, alpha)
     c, _, state = _solve_threshold(w, qc, beta, buf=_workspace(w, beta))  # scaled units of w; c/λ in the logits' units
     w_min = w.amin(dim=1, keepdim=True)  # the smallest candidate
     done = c >= w_min[:, 0] if k < K else torch.ones_like(c, dtype=torch.bool)
@@ -415,7 +426,7 @@ def solve(
             idx2, counts = idx2[rows[r]], counts[rows[r]]  # (the other rows have no candidates: no wider)
         values = z.gather(1, idx2) if r.numel() == B else torch.take(z, idx2 + (rows[r] * K)[:, None])
         w2 = out.get(idx2.shape, 0, z.device) if out is not None else None
-        w2 = _fill_padding(torch.sub(values, t[:, None], out=w2).mul_(alpha - 1.0), counts, -math.inf)  # float64
+        w2 = _fill_padding(torch.sub(values, t[:, None], out=w2).mul_(alpha - 1.0), counts, -math.inf)  # (_shifted)
         if unit:
             return idx2, w2, None
         qc2 = _fill_padding(measure(rows[r], idx2), counts, 1.0) / s_[:, None]
@@ -436,7 +447,7 @@ def solve(
         # for β ≥ 1: the mass there is at least γ× the estimate's) by a slack γ of four standard errors of the
         # sampled mass. A heuristic: it is kept only where the row's mass there is ≥ 1, i.e. where it is a lower
         # bound of the root (checked below); the other rows start from the top-k root
-        ws = _scaled((alpha - 1.0) * (sample.double() - top_r[:, None]), lam_r)
+        ws = _shifted(sample, top_r, lam_r, alpha)
         w_k = w[rows]
         ws = torch.where(ws < w_min[rows], ws, -math.inf)  # the top-k count once, exactly
         scale = (K - k) / ws.shape[1]
