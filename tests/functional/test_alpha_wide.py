@@ -82,11 +82,13 @@ def test_a_sample_that_overestimates_the_mass_falls_back_to_the_exact_bound(monk
     torch.testing.assert_close(p, ref.softargmax(z, 1.25), rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("alpha", [1.25, 1.2])
 @pytest.mark.parametrize("boost", [0.0, 0.002, 0.01, 0.03])
-def test_the_tangent_start_from_the_estimate_is_exact_on_either_side_of_the_root(monkeypatch, boost):
-    """The second pass starts one tangent step from the sampled estimate: slightly biased samples put the estimate
-    left of the root (0), or right of it by less or more than the slack (the step lands left; or a fallback). p equals
-    the oracle in every case; unbiased, the start is within 2 % of the way from the top-k root to the root (the slack
+def test_the_start_from_the_estimate_is_exact_on_either_side_of_the_root(monkeypatch, alpha, boost):
+    """The second pass starts from the sampled estimate: two float32 Newton steps and a margin (α 1.25: β = 4), or
+    one float64 tangent step (α 1.2: β = 5, not evaluated in buffers). Slightly biased samples put the estimate left of
+    the root (0), or right of it by less or more than the slack (the steps land left; or a fallback). p equals the
+    oracle in every case; unbiased, the start is within 2 % of the way from the top-k root to the root (the slack
     start it replaces: about 15 %)."""
     g = torch.Generator().manual_seed(2)
     z = 8.0 * torch.randn(2, K, generator=g, dtype=torch.float64) / 512**0.5
@@ -100,8 +102,8 @@ def test_the_tangent_start_from_the_estimate_is_exact_on_either_side_of_the_root
         return result
 
     monkeypatch.setattr(alpha_module, "_solve_threshold", spy)
-    sol = solve(z, 1.25)
-    torch.testing.assert_close(sol.dense(K), ref.softargmax(z, 1.25), rtol=0, atol=5e-12)
+    sol = solve(z, alpha)
+    torch.testing.assert_close(sol.dense(K), ref.softargmax(z, alpha), rtol=0, atol=5e-12)
     if boost == 0.0:  # [top-k solve, sample estimate (lower = top-k root), second pass (lower = the tangent step)]
         assert len(starts) == 3
         (c_r, _), (start, root) = starts[1], starts[2]
@@ -287,3 +289,65 @@ def test_the_sampled_estimate_runs_only_on_very_wide_rows(monkeypatch, regime, a
     sol = solve(z, alpha)
     assert len(calls) == (3 if estimates else 2)
     torch.testing.assert_close(sol.dense(K), ref.softargmax(z, alpha), rtol=0, atol=5e-12)
+
+
+@pytest.mark.parametrize("alpha", [1.25, 1.5, 2.0, 4.0 / 3.0])
+@pytest.mark.parametrize("measure", ["per class", "per row"])
+def test_wide_rows_with_a_measure_match_the_oracle(alpha, measure):
+    """Wide rows (the sampled estimate, the float32 start) under a reference measure within [1/2, 2]."""
+    z = _rows("flat", 2, seed=4)
+    g = torch.Generator().manual_seed(5)
+    shape = (K,) if measure == "per class" else (2, K)
+    q = 0.5 + 1.5 * torch.rand(shape, generator=g, dtype=torch.float64)
+    torch.testing.assert_close(alpha_softargmax(z, alpha, q=q), ref.softargmax(z, alpha, q), rtol=0, atol=5e-12)
+
+
+def _second_pass_calls(monkeypatch) -> list:
+    """(lower, c, f at lower) of every call of the threshold solver."""
+    calls = []
+    original = alpha_module._solve_threshold
+
+    def spy(w, qc, beta, lower=None, buf=None, tol=None):
+        result = original(w, qc, beta, lower, buf, tol)
+        calls.append((lower, result[0], result[1], w.shape[1]))
+        return result
+
+    monkeypatch.setattr(alpha_module, "_solve_threshold", spy)
+    return calls
+
+
+@pytest.mark.parametrize(("alpha", "scale", "newton"), [(1.25, 8.0 / 512**0.5, 2), (1.5, 0.05, 3), (2.0, 1e-5, 2)])
+def test_the_float32_start_is_a_lower_bound_just_left_of_the_root(monkeypatch, alpha, scale, newton):
+    """On wide rows (supports of 18 % to all of 1e5 classes), float64 Newton starts where two float32 steps from the
+    estimate led, moved left by the margin: f there is positive (a lower bound: the root found from it is exact) and
+    at most 1e-4, so that two or three float64 evaluations reach the root (four from the tangent start it replaces);
+    p equals the oracle."""
+    z = scale * torch.randn(3, K, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+    calls = _second_pass_calls(monkeypatch)
+    evaluations = []
+    original_mass = alpha_module._mass
+    monkeypatch.setattr(
+        alpha_module, "_mass", lambda w, *a: evaluations.append((w.dtype, w.shape[1])) or original_mass(w, *a)
+    )
+    sol = solve(z, alpha)
+    torch.testing.assert_close(sol.dense(K), ref.softargmax(z, alpha), rtol=0, atol=5e-12)
+    assert len(calls) == 3  # top-k, sampled estimate, second pass
+    _, _, f_start, width = calls[2]
+    assert bool((f_start >= 0).all()) and bool((f_start <= 1e-4).all())
+    wide = [dtype for dtype, n in evaluations if n == width]
+    assert wide == [torch.float32] * 2 + [torch.float64] * newton
+
+
+def test_a_float32_start_right_of_the_root_falls_back_to_the_exact_bound(monkeypatch):
+    """A margin of the wrong sign puts the float32 start right of the root (f < 0 there in float64): the rows start
+    over from the top-k root, and p still equals the oracle."""
+    monkeypatch.setattr(alpha_module, "_ROUGH_MARGIN", -1e-2)
+    z = _rows("wide", 2, seed=7)
+    candidates = []
+    original = alpha_module._candidates
+    monkeypatch.setattr(alpha_module, "_candidates", lambda *a: candidates.append(1) or original(*a))
+    calls = _second_pass_calls(monkeypatch)
+    sol = solve(z, 1.25, scratch=alpha_module.Scratch())
+    assert bool((calls[2][2] < 0).all())  # the start was right of the root in every row
+    assert len(candidates) == 2  # the sampled start, then the fallback from the top-k root
+    torch.testing.assert_close(sol.dense(K), ref.softargmax(z, 1.25), rtol=0, atol=5e-12)

@@ -23,8 +23,11 @@ __all__ = ["AlphaSolution", "Scratch", "candidates_above", "solve", "top_k"]
 
 _INITIAL_CANDIDATES = 32
 _MAX_NEWTON_STEPS = 200
-_SAMPLE = 2048  # columns of the strided sample that estimates a wide support's threshold
+_SAMPLE = 2048  # columns of the strided sample that estimates a wide support's threshold (at most; see _sample_stride)
+_SAMPLE_STRIDE = 16  # the sample's stride at least
 _WIDE_FRACTION = 0.25  # the estimate runs where the sample puts this share of a row above the top-k root (see solve)
+_ROUGH_STEPS = 2  # float32 Newton steps from a wide row's estimate (see _rough_root)
+_ROUGH_MARGIN = 4e-6  # how far in f their result is moved left: 8× float32's error in f measured near the root
 _ESTIMATE_TOL = 1e-3  # |f| at which the sampled estimate stops: its mass is only known to a few % anyway
 _BLOCK_ELEMENTS = 1 << 21  # on the CPU, rows are solved in blocks of about this many logits a thread (_row_blocks)
 _NUMPY_DTYPES = (torch.float32, torch.float64)  # compared by numpy on the CPU (see candidates_above)
@@ -176,6 +179,28 @@ def _solve_threshold(
     return c, f0, state
 
 
+def _rough_root(w: torch.Tensor, qc: torch.Tensor | None, beta: float, estimate: torch.Tensor, buf) -> torch.Tensor:
+    """A start for Newton in float64 just left of the root, from :data:`_ROUGH_STEPS` Newton steps on ``F = S^{1/β} −
+    1`` in float32 from ``estimate`` (the first a tangent step, left of the root from either side), moved left by
+    :data:`_ROUGH_MARGIN` in f. A heuristic (float32 f is off by ≈ 5·10⁻⁷ near the root): the caller checks f ≥ 0
+    there in float64. Float32 halves the memory traffic of an evaluation; its arrays live in ``buf`` (float64, β ∈
+    {1, 2, 3, 4}), whose contents it overwrites."""
+    R, n = w.shape
+
+    def half(b: torch.Tensor, i: int) -> torch.Tensor:
+        return b.view(-1).view(torch.float32)[i * R * n : (i + 1) * R * n].view(R, n)
+
+    w32 = half(buf[0], 0).copy_(w)
+    work = (half(buf[0], 1), half(buf[1], 0))
+    q32 = None if qc is None else qc.float()
+    c = estimate.float()
+    for _ in range(_ROUGH_STEPS):
+        f, fp = _mass(w32, q32, beta, c, work)
+        step = f if beta == 1.0 else -beta * (f + 1.0) * torch.expm1(-torch.log1p(f) / beta)
+        c = c - step / fp
+    return c.double() - _ROUGH_MARGIN / fp.double().abs()
+
+
 class Scratch:
     """Float64 scratch space shared by the row blocks of one call (a kernel's helper): the wide second pass's
     candidates' values and Newton buffers are views of one storage, grown when a block needs more, so that
@@ -241,6 +266,11 @@ def _gather_measure(q: torch.Tensor | None, rows: torch.Tensor | None, idx: torc
 def _shift(mean: torch.Tensor | None, top: torch.Tensor, alpha: float):
     """(Σ_j p_j (z_j − top), top) from ``mean = Σ_j p_j w_j`` (w = (α−1)(z − top)), or None."""
     return None if mean is None else (mean / (alpha - 1.0), top)
+
+
+def _sample_stride(K: int) -> int:
+    """The stride of the sampled estimate's columns: :data:`_SAMPLE` columns, one in :data:`_SAMPLE_STRIDE` at most."""
+    return max(K // _SAMPLE, _SAMPLE_STRIDE)
 
 
 def _row_blocks(B: int, K: int, device: torch.device) -> list[slice]:
@@ -437,7 +467,8 @@ def solve(
     if K >= 4 * _SAMPLE:  # does a strided sample put a quarter of some row above the top-k root? Then gathering
         # above that root would take most of the row (86–96 % of it on fresh-init cosine rows at α 1.25, supports of
         # 18–52 %) and Newton would start far left; on narrower rows (≤ 8 % above it) gathering above it is cheaper
-        sample = z[:, :: K // _SAMPLE][rows]
+        stride = _sample_stride(K)
+        sample = z[:, ::stride][rows]
         thr_r = (top_r + c_r / lam_r / (alpha - 1.0)).to(z.dtype)
         if not bool(((sample > thr_r[:, None]).sum(dim=1) > _WIDE_FRACTION * sample.shape[1]).any()):
             sample = None
@@ -454,7 +485,7 @@ def solve(
         if unit:
             qs = torch.cat([torch.ones_like(w_k), torch.full_like(ws, scale)], dim=1)
         else:
-            cols = torch.arange(0, K, K // _SAMPLE, device=z.device).expand(rows.numel(), -1)
+            cols = torch.arange(0, K, stride, device=z.device).expand(rows.numel(), -1)
             qs = torch.cat([qc[rows], measure(rows, cols) / qbar_r[:, None] * scale], dim=1)
         ws = torch.cat([w_k, ws], dim=1)
         buf_s = _workspace(ws, beta)
@@ -471,7 +502,13 @@ def solve(
     idx2, w2, qc2 = above(start, torch.arange(rows.numel(), device=z.device), scratch)
     buf = _workspace(w2, beta, scratch)
     lower = start
-    if sample is not None and beta >= 1.0:
+    if sample is not None and buf is not None:
+        # Newton on the candidates in float64 starts where two float32 steps from the estimate led, moved left by a
+        # margin (two float64 evaluations then reach the root, where the tangent start below needs four): a heuristic,
+        # checked by the sign of f there (f ≥ 0: a lower bound, and the root is exact; else the fallback below)
+        rough = _rough_root(w2, qc2, beta, estimate, buf)
+        lower = torch.where(rough > start, rough, start)  # (NaN keeps `start`)
+    elif sample is not None and beta >= 1.0:
         # Newton on the candidates starts one tangent step from the estimate rather than at `start` (one evaluation of
         # a wide row saved): the candidates' F = S^{1/β} − 1 is convex and decreasing, so the step lands at or left of
         # its root from either side. Where it lands right of `start`, the candidates' root is too, and there their f
@@ -480,8 +517,8 @@ def solve(
         step = f_e if beta == 1.0 else -beta * (f_e + 1.0) * torch.expm1(-torch.log1p(f_e) / beta)
         lower = torch.where(estimate - step / fp_e > start, estimate - step / fp_e, start)
     c2, f0, state = _solve_threshold(w2, qc2, beta, lower=lower, buf=buf)
-    # the estimate was above the root (the mass at `start` is < 1): start over from the top-k root
-    bad = (start > c_r) & (lower <= start) & (f0 < 0)
+    # the estimate was above the root (the mass at `start` is < 1), or the float32 start was: from the top-k root
+    bad = (f0 < 0) & torch.where(lower > start, sample is not None and buf is not None, start > c_r)
     if bool(bad.any()):
         b = bad.nonzero(as_tuple=True)[0]
         start = torch.where(bad, c_r, start)
