@@ -176,17 +176,18 @@ def test_candidates_above_are_the_classes_above_the_threshold(dtype):
     assert int(valid[4].sum()) == 0 and int(valid[5].sum()) == 4990
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("K", [1000, 16_384, 16_400, 40_000, 100_003])
-def test_top_k_equals_torch_topk(K):
+def test_top_k_equals_torch_topk(K, dtype):
     """The two-stage top-k (chunk maxima, then the top of the best chunks and the tail) returns the values of
     torch.topk, and indices that hold them: on continuous rows, rows of exact ties, a row whose top lies in the
     tail, rows with −inf and NaN (NaN ranks first, as in torch.topk)."""
     g = torch.Generator().manual_seed(K)
-    z = torch.randn(7, K, generator=g)
-    z[1] = torch.randint(0, 5, (K,), generator=g).float()  # ties across many chunks
+    z = torch.randn(7, K, generator=g, dtype=dtype)
+    z[1] = torch.randint(0, 5, (K,), generator=g).to(dtype)  # ties across many chunks
     z[2, -3:] = 10.0  # the largest in the last K mod 32 columns (when there are any)
     z[3, : K // 2] = -float("inf")
-    z[4, 5::97] = 6.0 + torch.arange(len(range(5, K, 97))) * 1e-3  # the top spread one per chunk
+    z[4, 5::97] = 6.0 + torch.arange(len(range(5, K, 97)), dtype=dtype) * 1e-3  # the top spread one per chunk
     z[5, 17] = float("nan")
     z[6, ::2] = 100.0  # more than 32 equal maxima
     vals, idx = alpha_module.top_k(z, 32)
