@@ -41,8 +41,9 @@ _VALIDATING = contextvars.ContextVar("veriloss_validating", default=True)
 def unchecked() -> Iterator[None]:
     """Within the block, the losses (heads, pair losses, the functional α loss) skip the input checks that read
     tensor values: finiteness, label range, magnitude limits, batch composition (a host synchronization each on a
-    GPU). Shapes and dtypes are still checked (free). For a loop whose inputs are known good, e.g. the trainer's step;
-    a bad input then gives a wrong or non-finite loss instead of an error.
+    GPU); so does :class:`~veriloss.metrics.SummaryBuilder` its scan of each block of scores for finiteness. Shapes
+    and dtypes are still checked (free). For a loop whose inputs are known good, e.g. the trainer's step; a bad input
+    then gives a wrong or non-finite result instead of an error.
 
     >>> import torch
     >>> from veriloss import heads

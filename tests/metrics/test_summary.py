@@ -297,3 +297,20 @@ def test_one_pass_without_auc_or_eer():
     assert s.auc_state is None and min_dcf(g, s, 0.05) == min_dcf(g, i, 0.05)
     with pytest.raises(ValueError, match="no AUC"):
         auc(g, s)
+
+
+def test_the_finiteness_scan_of_each_block_is_skipped_inside_unchecked(monkeypatch):
+    """add() scans each block for NaN/inf, except inside unchecked(): all_pairs, whose cosines of checked embeddings
+    are finite, adds its blocks there."""
+    from veriloss._checks import validating
+    from veriloss.protocols import all_pairs
+
+    with pytest.raises(ValueError, match="NaN"):
+        SummaryBuilder().add(np.array([0.1, np.nan], dtype=np.float32))
+    scans = []
+    original = SummaryBuilder._flat
+    monkeypatch.setattr(SummaryBuilder, "_flat", staticmethod(lambda a: scans.append(validating()) or original(a)))
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(300, 16, generator=g), torch.randint(0, 40, (300,), generator=g)
+    all_pairs(x, y)  # (its exactness against the full score arrays: tests/protocols/test_all_pairs.py)
+    assert scans and not any(scans)  # every block added without the scan

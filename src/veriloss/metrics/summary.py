@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .._checks import check_int
+from .._checks import check_int, validating
 from ._scores import CHUNK, TopAccumulator, as_scores, check_cost, check_rate, dcf_cost
 from .bins import MANTISSA_BITS, bin_index, bin_low_edge, float32_keys, key_values, mantissa_shift, n_bins
 from .cells import FINE_SHIFT, SLOT_CHUNK, CellCounter, predict_bins
@@ -222,7 +222,7 @@ class SummaryBuilder:
         if a.dtype.kind != "f":
             raise ValueError(f"impostor scores must be floating point, got dtype {a.dtype}")
         a = a.reshape(-1)
-        if a.size and not (math.isfinite(float(a.min())) and math.isfinite(float(a.max()))):
+        if a.size and validating() and not (math.isfinite(float(a.min())) and math.isfinite(float(a.max()))):
             bad = int(np.count_nonzero(~np.isfinite(a)))
             raise ValueError(f"impostor scores contain {bad} NaN/infinite value(s); scores must be finite")
         return a
@@ -272,7 +272,9 @@ class SummaryBuilder:
         self._gfp = _genuine_fingerprint(gs)
 
     def add(self, scores: object) -> None:
-        """Pass 1: count a block of impostor scores (any shape) into the histogram and the exact top."""
+        """Pass 1: count a block of impostor scores (any shape) into the histogram and the exact top. The scores must
+        be finite: checked by a scan of each block, except inside :func:`~veriloss.heads.unchecked` (a caller whose
+        scores are finite by construction, such as :func:`~veriloss.protocols.all_pairs`)."""
         if self._planned is not None:
             raise RuntimeError("add() after plan(): the first pass is closed; use refine() for the second pass")
         x = self._flat(scores)

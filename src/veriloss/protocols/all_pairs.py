@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .._checks import check_embeddings, check_int, check_labels
+from .._checks import check_embeddings, check_int, check_labels, unchecked
 from ..functional.normalize import l2_norm, l2_normalize
 from ..metrics import DET, EER, ImpostorSummary, MinDCF, SummaryBuilder, TarAtFar, auc, eer, min_dcf, roc, tar_at_far
 from ..metrics._scores import check_cost, check_fars, check_rate, floor_far_count
@@ -217,14 +217,15 @@ def all_pairs(
         builder = SummaryBuilder(top=top, mantissa_bits=mantissa_bits)
         g = np.sort(_genuine(e, seg_end))  # first (a small batched matmul): then one pass over the impostors
         builder.prepare(g, sample=_sample_rows(e, ys), p_targets=p_targets, c_miss=c_miss, c_fa=c_fa, n=n_imp)
-        for parts in _blocks(e, seg_end, block_size):
-            for part in parts:
-                builder.add(part)
-        builder.plan(g, p_targets=p_targets, c_miss=c_miss, c_fa=c_fa)
-        if builder.needs_second_pass:  # only when a bin that EER/minDCF needs was not predicted
+        with unchecked():  # the scores are finite: cosines of the checked, normalized embeddings (no scan per block)
             for parts in _blocks(e, seg_end, block_size):
                 for part in parts:
-                    builder.refine(part)
+                    builder.add(part)
+            builder.plan(g, p_targets=p_targets, c_miss=c_miss, c_fa=c_fa)
+            if builder.needs_second_pass:  # only when a bin that EER/minDCF needs was not predicted
+                for parts in _blocks(e, seg_end, block_size):
+                    for part in parts:
+                        builder.refine(part)
         summary = builder.build()
     return AllPairsResult(
         n_embeddings=n,
