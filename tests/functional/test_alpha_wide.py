@@ -317,8 +317,8 @@ def _second_pass_calls(monkeypatch) -> list:
     return calls
 
 
-@pytest.mark.parametrize(("alpha", "scale", "newton"), [(1.25, 8.0 / 512**0.5, 2), (1.5, 0.05, 3), (2.0, 1e-5, 2)])
-def test_the_float32_start_is_a_lower_bound_just_left_of_the_root(monkeypatch, alpha, scale, newton):
+@pytest.mark.parametrize(("alpha", "scale"), [(1.25, 8.0 / 512**0.5), (1.5, 0.05), (2.0, 1e-5)])
+def test_the_float32_start_is_a_lower_bound_just_left_of_the_root(monkeypatch, alpha, scale):
     """On wide rows (supports of 18 % to all of 1e5 classes), float64 Newton starts where two float32 steps from the
     estimate led, moved left by the margin: f there is positive (a lower bound: the root found from it is exact) and
     at most 1e-4, so that two or three float64 evaluations reach the root (four from the tangent start it replaces);
@@ -336,7 +336,9 @@ def test_the_float32_start_is_a_lower_bound_just_left_of_the_root(monkeypatch, a
     _, _, f_start, width = calls[2]
     assert bool((f_start >= 0).all()) and bool((f_start <= 1e-4).all())
     wide = [dtype for dtype, n in evaluations if n == width]
-    assert wide == [torch.float32] * 2 + [torch.float64] * newton
+    # (2 float64 evaluations at α 1.25 and 2, 3 at α 1.5 here: its second lands at |f| ≈ 2.5e-11, just above the
+    # stopping tolerance, which the summation order of another CPU may put below it)
+    assert wide[:2] == [torch.float32] * 2 and wide[2:] in ([torch.float64] * 2, [torch.float64] * 3)
 
 
 def test_a_float32_start_right_of_the_root_falls_back_to_the_exact_bound(monkeypatch):
