@@ -314,3 +314,12 @@ def test_the_finiteness_scan_of_each_block_is_skipped_inside_unchecked(monkeypat
     x, y = torch.randn(300, 16, generator=g), torch.randint(0, 40, (300,), generator=g)
     all_pairs(x, y)  # (its exactness against the full score arrays: tests/protocols/test_all_pairs.py)
     assert scans and not any(scans)  # every block added without the scan
+
+
+def test_the_cumulative_counts_are_made_once_per_summary():
+    """Every metric of a summary reads #{impostor in bins ≥ b}: one table per summary, equal to its definition."""
+    rng = np.random.default_rng(3)
+    g, i = rng.normal(1, 1, 500).astype(np.float32), rng.normal(0, 1, 20_000).astype(np.float32)
+    s = summarize(g, i, mantissa_bits=4)
+    assert s._ge() is s._ge()
+    np.testing.assert_array_equal(s._ge(), [int(s.counts[b:].sum()) for b in range(s.bins + 1)])

@@ -144,8 +144,8 @@ class CellCounter:
         np.add(b, u, out=b)
         self.counts.index_add_(0, tb, self._ones[:m])  # bin + nb·(1 + sign(low − split)): below, at, above
         np.greater_equal(w.view(np.uint32), _FLAGS & 0xFFFFFFFF, out=flag)  # a flag bit (the 3 top bits) set
-        if np.count_nonzero(flag):  # scores of dense or kept bins
-            i = np.flatnonzero(flag)
+        i = np.flatnonzero(flag)
+        if i.size:  # scores of dense or kept bins
             w, k = w.take(i), k.take(i)
             dense = w < 0
             if dense.any():
@@ -212,7 +212,7 @@ class CellCounter:
             lt_in[g] = left - np.searchsorted(shared, self.glo[g], side="left")
             eq[g] = np.searchsorted(shared, self.gkeys[g], side="right") - left
         auc_num = int(np.sum(self.gcount * (2 * (below + lt_in) + eq), dtype=np.int64))
-        return per_bin_api.astype(np.int64), auc_num, kept[self.keep_bin[kept_bin]]
+        return per_bin_api.astype(np.int64, copy=False), auc_num, kept[self.keep_bin[kept_bin]]
 
     def values(self, bins: np.ndarray, shift: int, kept: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(which summary bins at ``shift`` are known exactly, their sorted values as float64); after finish()."""

@@ -36,6 +36,7 @@ or, with the genuine scores first (one pass, unless a prediction missed)::
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -76,13 +77,17 @@ class ImpostorSummary:
     def bins(self) -> int:
         return int(self.counts.size)
 
-    # ------------------------------------------------------------------ derived tables (cheap, recomputed on use)
+    # ------------------------------------------------------------------ derived tables
     def bin_of(self, x: np.ndarray) -> np.ndarray:
         """Bin index of each score (the same function as for the impostors)."""
         return bin_index(np.asarray(x), self.shift).astype(np.int64)
 
     def _ge(self) -> np.ndarray:
-        """ge[b] = #{impostor with bin ≥ b}, length bins + 1."""
+        """ge[b] = #{impostor with bin ≥ b}, length bins + 1 (made once per summary: every metric reads it)."""
+        return self._ge_table
+
+    @functools.cached_property
+    def _ge_table(self) -> np.ndarray:
         return np.append(np.cumsum(self.counts[::-1])[::-1], 0).astype(np.int64)
 
     def _gen_lt(self, gs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
