@@ -117,6 +117,13 @@ def _mass(
     return f, fp
 
 
+def _newton_step(f: torch.Tensor, fp: torch.Tensor, beta: float) -> torch.Tensor:
+    """Newton's displacement in c on ``F = (f + 1)^{1/β} − 1`` (same root as f, convex for β ≥ 1) from f and f' = df/dc:
+    ``F/F' = β (f + 1)(1 − (f + 1)^{−1/β}) / f'`` (c − this is the next iterate; f itself when β = 1)."""
+    step = f if beta == 1.0 else -beta * (f + 1.0) * torch.expm1(-torch.log1p(f) / beta)
+    return step / fp
+
+
 def _solve_threshold(
     w: torch.Tensor,
     qc: torch.Tensor | None,
@@ -159,8 +166,7 @@ def _solve_threshold(
             # convex (w_j − c)_+), so the steps from the left still increase to the root without overshooting, and F is
             # nearly linear in c far left of the root (a norm of w − c), where f grows like its β-th power: a few steps
             # from a far start, where Newton on f creeps by a factor (1 − 1/β) per step
-            step = f if beta == 1.0 else -beta * (f + 1.0) * torch.expm1(-torch.log1p(f) / beta)
-            newton = torch.where(f > 0, c - step / fp, c)  # f < 0 only by rounding at the root
+            newton = torch.where(f > 0, c - _newton_step(f, fp, beta), c)  # f < 0 only by rounding at the root
             done |= newton <= c
             c = torch.where(done, c, newton)
         else:
@@ -196,8 +202,7 @@ def _rough_root(w: torch.Tensor, qc: torch.Tensor | None, beta: float, estimate:
     c = estimate.float()
     for _ in range(_ROUGH_STEPS):
         f, fp = _mass(w32, q32, beta, c, work)
-        step = f if beta == 1.0 else -beta * (f + 1.0) * torch.expm1(-torch.log1p(f) / beta)
-        c = c - step / fp
+        c = c - _newton_step(f, fp, beta)
     return c.double() - _ROUGH_MARGIN / fp.double().abs()
 
 
@@ -502,7 +507,8 @@ def solve(
     idx2, w2, qc2 = above(start, torch.arange(rows.numel(), device=z.device), scratch)
     buf = _workspace(w2, beta, scratch)
     lower = start
-    if sample is not None and buf is not None:
+    rough_start = sample is not None and buf is not None
+    if rough_start:
         # Newton on the candidates in float64 starts where two float32 steps from the estimate led, moved left by a
         # margin (two float64 evaluations then reach the root, where the tangent start below needs four): a heuristic,
         # checked by the sign of f there (f ≥ 0: a lower bound, and the root is exact; else the fallback below)
@@ -514,11 +520,11 @@ def solve(
         # its root from either side. Where it lands right of `start`, the candidates' root is too, and there their f
         # is the true f: the root is exact, with no further check. (NaN, from a zero slope, keeps `start`)
         f_e, fp_e = _mass(w2, qc2, beta, estimate, buf)
-        step = f_e if beta == 1.0 else -beta * (f_e + 1.0) * torch.expm1(-torch.log1p(f_e) / beta)
-        lower = torch.where(estimate - step / fp_e > start, estimate - step / fp_e, start)
+        tangent = estimate - _newton_step(f_e, fp_e, beta)
+        lower = torch.where(tangent > start, tangent, start)
     c2, f0, state = _solve_threshold(w2, qc2, beta, lower=lower, buf=buf)
     # the estimate was above the root (the mass at `start` is < 1), or the float32 start was: from the top-k root
-    bad = (f0 < 0) & torch.where(lower > start, sample is not None and buf is not None, start > c_r)
+    bad = (f0 < 0) & torch.where(lower > start, rough_start, start > c_r)
     if bool(bad.any()):
         b = bad.nonzero(as_tuple=True)[0]
         start = torch.where(bad, c_r, start)

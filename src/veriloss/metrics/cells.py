@@ -212,7 +212,7 @@ class CellCounter:
             lt_in[g] = left - np.searchsorted(shared, self.glo[g], side="left")
             eq[g] = np.searchsorted(shared, self.gkeys[g], side="right") - left
         auc_num = int(np.sum(self.gcount * (2 * (below + lt_in) + eq), dtype=np.int64))
-        return per_bin_api.astype(np.int64, copy=False), auc_num, kept[self.keep_bin[kept_bin]]
+        return per_bin_api, auc_num, kept[self.keep_bin[kept_bin]]  # (int64: sums of the int64 counters)
 
     def values(self, bins: np.ndarray, shift: int, kept: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(which summary bins at ``shift`` are known exactly, their sorted values as float64); after finish()."""
