@@ -298,3 +298,12 @@ def test_chunk_size_validation():
         heads.create("arcface", 4, 10, chunk_size=8)  # not an α head
     assert "chunk_size=8" in repr(heads.create("a3m", 4, 10, chunk_size=8))
     assert heads.create("a3m", 4, 10).chunk_size is None
+
+
+def test_backward_blocks_are_small_on_the_cpu_and_one_on_a_gpu():
+    """512 pairs a block on the CPU (cache); on an accelerator 2**25 gathered elements, i.e. the whole batch of 256
+    rows × 81 classes at d = 512 in one block (the block count, not the values, changes: see the test above)."""
+    assert streaming._rows_per_block(torch.device("cpu"), 81, 512) == 6
+    assert streaming._rows_per_block(torch.device("cpu"), 4096, 512) == 1
+    assert streaming._rows_per_block(torch.device("cuda"), 81, 512) == 2**16 // 81 >= 256
+    assert streaming._rows_per_block(torch.device("cuda"), 10**6, 8) == 4  # never below one row

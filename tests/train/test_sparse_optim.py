@@ -180,3 +180,10 @@ def test_validation():
     w.grad = torch.sparse_coo_tensor(torch.zeros(2, 1, dtype=torch.long), torch.ones(1), (3, 2), check_invariants=True)
     with pytest.raises(ValueError, match="sparse_dim"):
         opt.step()
+
+
+def test_block_rows_follow_the_device():
+    """2**18 elements a block on the CPU, 2**24 on an accelerator (meta tensors: no memory, any device type)."""
+    assert sparse_optim._block_rows(torch.zeros(100, 512)) == 512
+    assert sparse_optim._block_rows(torch.empty(10**7, 512, device="meta")) == 2**15
+    assert sparse_optim._block_rows(torch.empty(10, 2**25, device="meta")) == 1

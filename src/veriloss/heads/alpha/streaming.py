@@ -19,7 +19,11 @@ from .logits import AlphaLogits
 
 __all__ = ["streaming_alpha_loss"]
 
-_BACKWARD_PAIRS = 512  # (row, class) pairs per block of the backward pass
+#: (row, class) pairs per block of the backward pass on the CPU (the block's gathered prototypes stay in cache); on
+#: an accelerator, where each block costs some 30 kernel launches, blocks of 2**25 gathered elements (128 MiB in
+#: float32): one block for B = 256 and supports of hundreds at d = 512
+_BACKWARD_PAIRS = 512
+_DEVICE_BACKWARD_ELEMENTS = 2**25
 
 
 def _pack(valid: torch.Tensor, *values: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -70,6 +74,12 @@ def _solve_streaming(
     return index, logits, prob, zy, best
 
 
+def _rows_per_block(device: torch.device, n: int, d: int) -> int:
+    """Batch rows per block of the backward pass, ``n`` gathered classes a row of dimension ``d``."""
+    pairs = _BACKWARD_PAIRS if device.type == "cpu" else max(_BACKWARD_PAIRS, _DEVICE_BACKWARD_ELEMENTS // d)
+    return max(1, pairs // n)
+
+
 def _gathered_logits(x: torch.Tensor, rows_w: torch.Tensor, link: AlphaLogits) -> torch.Tensor:
     """Logits of the classes whose prototypes are ``rows_w`` (B×n×d), the last one of each row being its target:
     ``s·cos`` for the others, ``target_logit(cos_y)`` for the target (the dense head's formulas)."""
@@ -105,7 +115,7 @@ class _StreamingGradient(torch.autograd.Function):
         if need_w:
             classes, inverse = torch.unique(cls, return_inverse=True)  # sorted: the COO below is coalesced
             gw = x.new_zeros(classes.numel(), d)
-        rows = max(1, _BACKWARD_PAIRS // n)
+        rows = _rows_per_block(x.device, n, d)
         for a in range(0, B, rows):
             b = min(B, a + rows)
             with torch.enable_grad():
