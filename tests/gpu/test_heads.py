@@ -10,12 +10,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from veriloss import heads
+from veriloss import heads, pairwise
 from veriloss.functional import margins
 from veriloss.functional.distances import DISTANCES
-from veriloss.heads import angular
+from veriloss.heads import angular, unchecked
 
-from .conftest import DEVICES
+from .conftest import DEVICES, requires_cuda
 
 B, D, K = 24, 16, 40
 CHUNK = 16  # the streaming α heads read W in 3 chunks (16 + 16 + 8)
@@ -99,3 +99,38 @@ def test_float32_on_device_equals_float64_reference(case, device, monkeypatch):
         torch.testing.assert_close(grads[key], ref_grad, rtol=RTOL, atol=ATOL * scale, msg=lambda m, k=key: f"{k}: {m}")
     if "chunk_size" in params:  # the streaming layout: a sparse W gradient on the device too
         assert tested.weight.grad.is_sparse
+
+
+# Losses whose training step reads nothing from the device. The α heads' exact solver reads a convergence flag per
+# Newton iteration (and, streamed, a few flags per chunk of W); the range loss groups the batch by class (torch.unique:
+# a size that depends on the data). Those synchronize by design and are left out.
+SYNC_FREE = [("head", n) for n in heads.available() if n not in STREAMING]
+SYNC_FREE += [("pairwise", n) for n in pairwise.available() if n != "range"]
+
+
+@requires_cuda
+@pytest.mark.parametrize("kind,name", SYNC_FREE, ids=[f"{k}-{n}" for k, n in SYNC_FREE])
+def test_training_step_does_not_synchronize_with_the_host(kind, name):
+    """Forward and backward under ``unchecked()`` (as the trainer runs them) with CUDA's sync debug mode set to
+    raise: no host read of a device value, no copy from pageable host memory."""
+    torch.manual_seed(0)
+    if kind == "head":
+        module = heads.create(name, D, K).cuda()
+    else:
+        dims = {"embedding_dim": D, "num_classes": K}
+        module = pairwise.create(name, **{k: dims[k] for k in pairwise.describe(name)["required"]}).cuda()
+    x = torch.randn(B, D, device="cuda")
+    y = torch.arange(B, device="cuda") % (K if kind == "head" else 6)
+
+    def step() -> None:
+        xa = x.clone().requires_grad_(True)
+        with unchecked():
+            module(xa, y).backward()
+
+    step()  # the first step may set up state
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        step()
+    finally:
+        torch.cuda.set_sync_debug_mode("default")

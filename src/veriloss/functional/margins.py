@@ -80,7 +80,9 @@ def combined_margin(
     plain = m1 == 1.0
     if plain and not isinstance(m2, torch.Tensor) and m2 == 0:
         return cos - m3
-    m2t = torch.as_tensor(m2, dtype=cos.dtype, device=cos.device)
+    # a Python m2 stays a number: a tensor made from it here would be a host-to-device copy, on a GPU a stream
+    # synchronization at every step
+    m2t = m2.to(device=cos.device, dtype=cos.dtype) if isinstance(m2, torch.Tensor) else float(m2)
     arc = m1 * angle(cos) + m2t
     if overflow == "none":
         target = torch.cos(arc) - m3
@@ -89,7 +91,8 @@ def combined_margin(
     elif overflow == "easy":
         target = torch.where(cos > 0, torch.cos(arc) - m3, cos - m3)
     else:  # fallback: past the point where the angle reaches π, a CosFace-like penalty keeps the logit decreasing
-        target = torch.where(arc <= math.pi, torch.cos(arc) - m3, cos - m2t * torch.sin(m2t) - m3)
+        sin_m2 = torch.sin(m2t) if isinstance(m2t, torch.Tensor) else math.sin(m2t)
+        target = torch.where(arc <= math.pi, torch.cos(arc) - m3, cos - m2t * sin_m2 - m3)
     if plain and isinstance(m2, torch.Tensor):  # per-sample m2 = 0 is CosFace, decided per element (no host read)
         target = torch.where(m2t == 0, cos - m3, target)
     return target

@@ -79,7 +79,7 @@ class Harmonic(Head):
         positive = d_s > 0
         log_d = torch.log(torch.where(positive, d_s, 1.0)) - k.to(x.dtype) * math.log(2.0)
         log_d = torch.where(positive, log_d, -math.inf)  # a sample on its prototype: log(0 + eps) = log eps
-        return -self.n * torch.logaddexp(log_d, log_d.new_tensor(math.log(self.eps)))
+        return -self.n * torch.logaddexp(log_d, log_d.new_full((), math.log(self.eps)))  # filled on the device
 
     def compute_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         z = self.logits(x)

@@ -66,7 +66,8 @@ class CenterLoss(PairwiseLoss):
 
     def center_step(self, x: torch.Tensor, y: torch.Tensor, centers: torch.Tensor) -> torch.Tensor:
         """Wen's ``Δc`` (K×d; zero rows for the classes absent from the batch)."""
-        counts = torch.bincount(y, minlength=self.num_classes).to(centers.dtype)
+        # counted by index_add_: bincount reads the largest label from a GPU (a synchronization)
+        counts = centers.new_zeros(self.num_classes).index_add_(0, y, centers.new_ones(y.shape[0]))
         sums = torch.zeros_like(centers).index_add_(0, y, x)
         return (counts[:, None] * centers - sums) / (1.0 + counts[:, None])
 
