@@ -35,9 +35,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture(autouse=True)
 def _exact_float32_matmul():
-    """No TF32 in float32 matmuls (the head comparisons need IEEE float32 products), whatever the environment set;
-    restored afterwards."""
-    precision = torch.get_float32_matmul_precision()
+    """No TF32 in float32 matmuls or cuDNN convolutions (the comparisons need IEEE float32 products), whatever the
+    environment set; restored afterwards."""
+    precision, cudnn_tf32 = torch.get_float32_matmul_precision(), torch.backends.cudnn.allow_tf32
     torch.set_float32_matmul_precision("highest")
+    torch.backends.cudnn.allow_tf32 = False
     yield
     torch.set_float32_matmul_precision(precision)
+    torch.backends.cudnn.allow_tf32 = cudnn_tf32

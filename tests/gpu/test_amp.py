@@ -138,3 +138,36 @@ def test_amp_auto_picks_bf16_on_a_gpu_that_supports_it(tmp_path):
                               "log": {"tensorboard": False, "progress": False}})  # fmt: skip
     assert trainer.amp_dtype == expected and trainer.precision == precision_name(expected)
     assert trainer.scaler.is_enabled() == (expected == torch.float16)  # loss scaling only for fp16
+
+
+@requires_cuda
+@pytest.mark.timeout(300)  # inductor generates and compiles Triton kernels for the forward and the backward
+def test_trainer_compile_inductor_on_cuda_trains_as_eager(tmp_path):
+    """``compile: true`` (inductor: Triton kernels) on CUDA, float32: the backbone is compiled, and its weights after
+    a few steps equal those of the eager run to float rounding (IEEE float32: no TF32, see conftest; small lr: the
+    comparison is not chaotic)."""
+    weights = {}
+    for compiled in (False, True):
+        model, head, optim = _parts("arcface", "cuda")
+        init = {k: v.detach().double().cpu() for k, v in model.state_dict().items()}
+        config = {
+            "device": "cuda",
+            "amp": "none",
+            "compile": compiled,
+            "batch_size": BATCH,
+            "max_steps": STEPS,
+            "optim": {"name": optim, "lr": 0.01},
+            "schedule": {"warmup_steps": 0},
+            "validate": {"every_epochs": 0},
+            "log": {"every_steps": 1, "tensorboard": False, "progress": False},
+        }
+        trainer = Trainer(
+            model, head, RandomImages(), None, tmp_path / str(compiled), config=config, log=lambda _m: None
+        )
+        trainer.fit()
+        assert (trainer.backbone._compiled_call_impl is not None) == compiled
+        weights[compiled] = {k: v.detach().double().cpu() for k, v in trainer.backbone.state_dict().items()}
+    assert weights[True].keys() == weights[False].keys() == init.keys()
+    for key, eager in weights[False].items():
+        torch.testing.assert_close(weights[True][key], eager, rtol=1e-3, atol=1e-4, msg=lambda m, k=key: f"{k}: {m}")
+    assert any(not torch.equal(weights[False][k], init[k]) for k in init), "the eager run did not train"

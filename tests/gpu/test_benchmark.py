@@ -36,7 +36,7 @@ def test_without_cuda_nothing_is_measured(bench, capsys):
 
 def _check_tables(out: str, device: str) -> None:
     assert "| bare step (best) |" in out and "| Trainer (" in out and "trainer ÷ best bare step" in out
-    for name in ("alpha-stream", "arcface", "partialfc"):
+    for name in ("alpha-stream", "alpha-dense", "arcface", "partialfc"):
         assert f"| {name} | 300 |" in out
     assert "OOM" not in out and "failed" not in out
     if device == "cpu":
