@@ -47,6 +47,20 @@ def _parts(head: str, device: str) -> tuple[torch.nn.Module, torch.nn.Module, st
     return model, heads.create(name, EMB, CLASSES, **params).to(device), optim
 
 
+def _trainer_config(device: str, amp: str, optim: str, lr: float) -> dict:
+    """A few logged steps, no warm-up, no validation, nothing written but the checkpoint."""
+    return {
+        "device": device,
+        "amp": amp,
+        "batch_size": BATCH,
+        "max_steps": STEPS,
+        "optim": {"name": optim, "lr": lr},
+        "schedule": {"warmup_steps": 0},
+        "validate": {"every_epochs": 0},
+        "log": {"every_steps": 1, "tensorboard": False, "progress": False},
+    }
+
+
 def _all_finite(*modules: torch.nn.Module) -> bool:
     return all(bool(torch.isfinite(p).all()) for m in modules for p in m.parameters())
 
@@ -95,16 +109,7 @@ def test_trainer_autocast_steps_stay_finite(head_name, precision, device, tmp_pa
     if device == "cpu" and precision == "fp16":
         pytest.skip("the trainer's GradScaler is CUDA's: fp16 with loss scaling is a CUDA path")
     model, head, optim = _parts(head_name, device)
-    config = {
-        "device": device,
-        "amp": precision,
-        "batch_size": BATCH,
-        "max_steps": STEPS,
-        "optim": {"name": optim, "lr": 0.05},
-        "schedule": {"warmup_steps": 0},
-        "validate": {"every_epochs": 0},
-        "log": {"every_steps": 1, "tensorboard": False, "progress": False},
-    }
+    config = _trainer_config(device, precision, optim, lr=0.05)
     trainer = Trainer(model, head, RandomImages(), None, tmp_path, config=config, log=lambda _m: None)
     assert trainer.amp_dtype == DTYPES[precision]
     assert trainer.scaler.is_enabled() == (precision == "fp16")
@@ -150,17 +155,7 @@ def test_trainer_compile_inductor_on_cuda_trains_as_eager(tmp_path):
     for compiled in (False, True):
         model, head, optim = _parts("arcface", "cuda")
         init = {k: v.detach().double().cpu() for k, v in model.state_dict().items()}
-        config = {
-            "device": "cuda",
-            "amp": "none",
-            "compile": compiled,
-            "batch_size": BATCH,
-            "max_steps": STEPS,
-            "optim": {"name": optim, "lr": 0.01},
-            "schedule": {"warmup_steps": 0},
-            "validate": {"every_epochs": 0},
-            "log": {"every_steps": 1, "tensorboard": False, "progress": False},
-        }
+        config = {**_trainer_config("cuda", "none", optim, lr=0.01), "compile": compiled}
         trainer = Trainer(
             model, head, RandomImages(), None, tmp_path / str(compiled), config=config, log=lambda _m: None
         )
