@@ -34,7 +34,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture(autouse=True)
-def _exact_float32_matmul():
+def _ieee_float32():
     """No TF32 in float32 matmuls or cuDNN convolutions (the comparisons need IEEE float32 products), whatever the
     environment set; restored afterwards."""
     precision, cudnn_tf32 = torch.get_float32_matmul_precision(), torch.backends.cudnn.allow_tf32
