@@ -323,3 +323,59 @@ def test_the_cumulative_counts_are_made_once_per_summary():
     s = summarize(g, i, mantissa_bits=4)
     assert s._ge() is s._ge()
     np.testing.assert_array_equal(s._ge(), [int(s.counts[b:].sum()) for b in range(s.bins + 1)])
+
+
+def _nearest_within_budget_loop(firsts, dist, hist, width, budget):
+    """The selection written as the plain greedy loop over every listed window (the test's oracle)."""
+    keep = np.zeros(hist.size, dtype=bool)
+    cand = sorted(zip(np.concatenate(dist).tolist(), np.concatenate(firsts).tolist())) if firsts else []
+    for _, a in cand:
+        mass = int(hist[a : a + width][~keep[a : a + width]].sum())
+        if mass <= budget:
+            keep[a : a + width] = True
+            budget -= mass
+    return keep
+
+
+def test_the_bins_kept_within_the_budget_equal_the_greedy_loop():
+    from veriloss.metrics.cells import _nearest_within_budget
+
+    rng = np.random.default_rng(0)
+    for _ in range(400):
+        width = int(rng.choice([1, 4, 128]))
+        nb = width * int(rng.integers(5, 60)) + int(rng.integers(0, width))  # the last window may be cut short
+        hist = rng.integers(0, 6, nb) * (rng.random(nb) < rng.uniform(0.1, 0.9))  # empty bins and windows too
+        firsts, dist = [], []
+        for _ in range(int(rng.integers(0, 4))):  # overlapping bands list some windows twice
+            lo, hi = sorted(rng.integers(0, nb // width, 2).tolist())
+            a = np.arange(lo * width, hi * width + 1, width)
+            firsts.append(a)
+            dist.append(rng.integers(0, 4, a.size))  # many ties in distance: the bin breaks them
+        budget = float(rng.uniform(0, hist.sum() + 1))
+        got = _nearest_within_budget(firsts, dist, hist, width, budget)
+        np.testing.assert_array_equal(got, _nearest_within_budget_loop(firsts, dist, hist, width, budget))
+        assert hist[got].sum() <= budget
+
+
+def test_all_pairs_of_a_few_random_embeddings_is_exact(monkeypatch):
+    # six random embeddings: the EER band spans the float32 values from −1 to 1, half a million windows of the
+    # counter's bins (the prediction once walked them one by one: seconds for six embeddings)
+    import veriloss.metrics.cells as cells
+    from veriloss.protocols import all_pairs
+
+    listed = []
+    select = cells._nearest_within_budget
+
+    def spy(firsts, dist, hist, width, budget):
+        listed.append(sum(a.size for a in firsts))
+        return select(firsts, dist, hist, width, budget)
+
+    monkeypatch.setattr(cells, "_nearest_within_budget", spy)
+    x = torch.nn.functional.normalize(torch.randn(6, 3, generator=torch.Generator().manual_seed(0)), dim=1)
+    y = torch.tensor([0, 0, 1, 1, 2, 2])
+    result = all_pairs(x, y, far=(0.1, 0.5))
+    assert listed and max(listed) > 100_000
+    iu = np.triu_indices(6, 1)
+    s, same = (x @ x.T).numpy()[iu], (y[:, None] == y[None, :]).numpy()[iu]
+    assert result.auc == pytest.approx(auc(s[same], s[~same]), abs=1e-15)
+    assert result.eer.eer == eer(s[same], s[~same]).eer

@@ -288,19 +288,40 @@ def predict_bins(
         if need.size:
             bands.append((c, int(need[0]) - 1, int(need[-1]) + 1))
     d, width = shift - s, 1 << (shift - s)
-    cand = []  # (distance to its band's centre, first bin) of whole summary bins
-    for c, lo, hi in bands:
-        a = np.arange(int(occ[max(lo, 0)]) >> d << d, int(occ[min(hi, last)]) + 1, width)
-        cand += zip(np.abs(a + width // 2 - int(occ[c])).tolist(), a.tolist())
-    keep = np.zeros(nb, dtype=bool)
-    left = budget * n_s
-    for _, a in sorted(cand):  # the bins nearest to every band's centre first, within the budget
-        mass = int(hist[a : a + width][~keep[a : a + width]].sum())
-        if mass <= left:
-            keep[a : a + width] = True
-            left -= mass
+    firsts = [np.arange(int(occ[max(lo, 0)]) >> d << d, int(occ[min(hi, last)]) + 1, width) for _, lo, hi in bands]
+    dist = [np.abs(a + width // 2 - int(occ[c])) for a, (c, _, _) in zip(firsts, bands)]
+    keep = _nearest_within_budget(firsts, dist, hist, width, budget * n_s)
     top_bin = None
     if top > 0:  # the highest bin whose FAR lower bound still reaches the top fraction
         i = int(np.argmin(far - sigma(min(int(np.argmax(far < top)), last)) >= top)) - 1
         top_bin = int(occ[i]) >> d << d if i >= 0 else None
     return np.flatnonzero(keep), top_bin
+
+
+def _nearest_within_budget(
+    firsts: list[np.ndarray], dist: list[np.ndarray], hist: np.ndarray, width: int, budget: float
+) -> np.ndarray:
+    """The bins kept (bool, like ``hist``): windows ``[a, a + width)`` (``firsts``, aligned: two are equal or disjoint),
+    taken by increasing ``dist`` (then bin) while their sampled mass fits the remaining ``budget``; a window listed
+    again adds nothing, an empty one is always taken. One pass over the windows with mass, not over every window (a
+    band spanning the float32 range near 0 has hundreds of thousands)."""
+    nb = hist.size
+    keep = np.zeros(nb, dtype=bool)
+    if not firsts:
+        return keep
+    a, d = np.concatenate(firsts), np.concatenate(dist)
+    a = a[np.lexsort((a, d))]
+    a = a[np.sort(np.unique(a, return_index=True)[1])]  # its nearest listing only
+    cum = np.append(0, np.cumsum(hist))
+    mass = cum[np.minimum(a + width, nb)] - cum[a]
+    take = mass == 0
+    left = budget
+    for i, m in zip(np.flatnonzero(mass).tolist(), mass[mass > 0].tolist()):
+        if left < 1:  # (masses are counts)
+            break
+        if m <= left:
+            take[i] = True
+            left -= m
+    bins = (a[take][:, None] + np.arange(width)).reshape(-1)
+    keep[bins[bins < nb]] = True
+    return keep
