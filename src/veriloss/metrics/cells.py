@@ -310,18 +310,20 @@ def _nearest_within_budget(
     if not firsts:
         return keep
     a, d = np.concatenate(firsts), np.concatenate(dist)
-    a = a[np.lexsort((a, d))]
-    a = a[np.sort(np.unique(a, return_index=True)[1])]  # its nearest listing only
     cum = np.append(0, np.cumsum(hist))
     mass = cum[np.minimum(a + width, nb)] - cum[a]
-    take = mass == 0
-    left = budget
-    for i, m in zip(np.flatnonzero(mass).tolist(), mass[mass > 0].tolist()):
+    taken = [a[mass == 0]]  # empty windows cost nothing: taken in any order
+    a, d, mass = a[mass > 0], d[mass > 0], mass[mass > 0]
+    order = np.lexsort((a, d))  # the others nearest first (then by bin) while the budget lasts
+    first = np.sort(np.unique(a[order], return_index=True)[1])  # a window listed again adds nothing
+    left, take = budget, np.zeros(first.size, dtype=bool)
+    for i, m in enumerate(mass[order][first].tolist()):
         if left < 1:  # (masses are counts)
             break
         if m <= left:
             take[i] = True
             left -= m
-    bins = (a[take][:, None] + np.arange(width)).reshape(-1)
+    taken.append(a[order][first][take])
+    bins = (np.concatenate(taken)[:, None] + np.arange(width)).reshape(-1)
     keep[bins[bins < nb]] = True
     return keep
