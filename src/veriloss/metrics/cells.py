@@ -314,16 +314,18 @@ def _nearest_within_budget(
     mass = cum[np.minimum(a + width, nb)] - cum[a]
     taken = [a[mass == 0]]  # empty windows cost nothing: taken in any order
     a, d, mass = a[mass > 0], d[mass > 0], mass[mass > 0]
-    order = np.lexsort((a, d))  # the others nearest first (then by bin) while the budget lasts
-    first = np.sort(np.unique(a[order], return_index=True)[1])  # a window listed again adds nothing
-    left, take = budget, np.zeros(first.size, dtype=bool)
-    for i, m in enumerate(mass[order][first].tolist()):
+    order = np.lexsort((a, d))  # the others nearest first, then by bin
+    a, mass = a[order], mass[order]
+    first = np.sort(np.unique(a, return_index=True)[1])  # a window listed again adds nothing
+    a, mass = a[first], mass[first]
+    left, take = budget, np.zeros(a.size, dtype=bool)
+    for i, m in enumerate(mass.tolist()):  # while the budget lasts
         if left < 1:  # (masses are counts)
             break
         if m <= left:
             take[i] = True
             left -= m
-    taken.append(a[order][first][take])
+    taken.append(a[take])
     bins = (np.concatenate(taken)[:, None] + np.arange(width)).reshape(-1)
     keep[bins[bins < nb]] = True
     return keep
