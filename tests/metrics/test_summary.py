@@ -379,3 +379,91 @@ def test_all_pairs_of_a_few_random_embeddings_is_exact(monkeypatch):
     s, same = (x @ x.T).numpy()[iu], (y[:, None] == y[None, :]).numpy()[iu]
     assert result.auc == pytest.approx(auc(s[same], s[~same]), abs=1e-15)
     assert result.eer.eer == eer(s[same], s[~same]).eer
+
+
+@pytest.mark.parametrize("runs", ["many", "few"])
+@pytest.mark.parametrize("bits", [11, 8])
+def test_the_counter_returns_the_exact_values_of_any_kept_bins(bits, runs):
+    """CellCounter.values: for any set of summary bins (many runs, a run across the top region's edge, bins partly
+    kept), which are known exactly and their sorted values, against a plain selection of the scores."""
+    from veriloss.metrics.bins import INF_BITS, bin_index, bin_runs, float32_keys, mantissa_shift, n_bins
+    from veriloss.metrics.cells import FINE_SHIFT, CellCounter
+
+    rng = np.random.default_rng(5)
+    g = np.sort(rng.normal(0.5, 0.2, 300).astype(np.float32))
+    i = rng.normal(0.1, 0.3, 50_000).astype(np.float32)
+    shift = mantissa_shift(bits)
+    s = min(shift, FINE_SHIFT)
+
+    def first_fine(b):  # the first counter bin of summary bin b
+        return ((b - (INF_BITS >> shift)) << (shift - s)) + (INF_BITS >> s)
+
+    fine, coarse = bin_index(i, s).astype(np.int64), bin_index(i, shift).astype(np.int64)
+    edge = int(np.quantile(coarse, 0.98))  # the top region: the summary bins from edge up
+    below = np.unique(fine[fine < first_fine(edge)])
+    keep = rng.choice(below, below.size // 2, replace=False)  # half the occupied counter bins below it, and
+    keep = np.union1d(keep, np.arange(first_fine(edge - 1), first_fine(edge)))  # the bin just below: a run across
+    keys = float32_keys(g)
+    first = np.flatnonzero(np.diff(keys, prepend=keys[0] - 1))
+    c = CellCounter(keys[first], np.diff(np.append(first, keys.size)), keep, s, 1 << 21, first_fine(edge))
+    for k in range(0, i.size, 4096):
+        c.add(i[k : k + 4096])
+    per_bin, _, kept = c.finish(shift)
+    np.testing.assert_array_equal(per_bin, np.bincount(coarse, minlength=n_bins(shift)))
+
+    occupied = np.unique(coarse)
+    lower = occupied[occupied < edge - 1]
+    step = 7 if runs == "many" else lower.size // 3  # more than four runs below the top region, or two
+    want = np.unique(np.concatenate([lower[::step], [edge - 1, edge], occupied[occupied > edge][::3]]))
+    assert (np.count_nonzero(np.diff(want[want < edge - 1]) > 1) > 4) == (runs == "many")
+    ok, values = c.values(want, shift, kept)
+    kept_fine = np.zeros(c.keep_bin.size, dtype=bool)
+    kept_fine[keep] = True
+    kept_fine[first_fine(edge) :] = True
+    counts_fine = np.bincount(fine, minlength=kept_fine.size)
+    for j, b in enumerate(want):  # known exactly: every counter bin inside it kept, or empty
+        inner = np.arange(first_fine(b), first_fine(b + 1))
+        assert ok[j] == bool(np.all(kept_fine[inner] | (counts_fine[inner] == 0)))
+    assert ok[np.searchsorted(want, edge - 1)] and np.count_nonzero(coarse == edge - 1) > 0
+    assert ok.sum() > 5 and not ok.all()
+    assert bin_runs(want[ok]) != [] and any(a < edge <= b for a, b in bin_runs(want[ok]))  # a run across the edge
+    np.testing.assert_array_equal(values, np.sort(i[np.isin(coarse, want[ok])]).astype(np.float64))
+
+
+def test_the_genuine_tables_follow_the_genuine_scores_asked_for():
+    """A summary keeps its per-bin genuine tables for the last genuine scores it was asked about: asking about other
+    scores (or scores changed in place) gives what a fresh summary gives."""
+    g, i = _data("cosine", 6)
+    s, fresh = summarize(g, i, mantissa_bits=6), summarize(g, i, mantissa_bits=6)
+
+    def same(a, b):
+        return all(np.array_equal(x, y) for x, y in ((a.far, b.far), (a.tar, b.tar), (a.thresholds, b.thresholds)))
+
+    before = roc(g, s)
+    other = g[: g.size // 2] + np.float32(0.1)
+    assert same(roc(other, s), roc(other, fresh)) and not same(roc(other, s), before)
+    assert same(roc(g, s), before)
+    g2 = g.copy()
+    roc(g2, s)
+    g2[:100] += np.float32(0.3)  # same array, new values
+    assert same(roc(g2, s), roc(g2, fresh))
+    assert same(roc(g.astype(np.float64), s), before)
+
+
+@pytest.mark.parametrize(
+    "gs",
+    [
+        np.array([1.0, 1.0, 2.0, 3.0, 3.0, 3.0]),
+        np.array([], dtype=np.float32),
+        np.array([1e30, 1e30, 2e30]),  # x − 1 == x: no sentinel below the first value
+        np.array([-0.0, 0.0, 0.0], dtype=np.float32),  # −0.0 == 0.0: one value
+        np.sort(np.random.default_rng(0).integers(0, 5, 50).astype(np.float32)),
+    ],
+)
+def test_the_distinct_values_of_a_sorted_array_equal_numpy_unique(gs):
+    from veriloss.metrics._scores import distinct_sorted
+
+    values, first = distinct_sorted(gs)
+    u, idx = np.unique(gs, return_index=True)
+    assert values.dtype == np.float64 and np.array_equal(values, u) and np.array_equal(first, idx)
+    assert np.array_equal(first, np.searchsorted(gs, u, side="left"))

@@ -24,7 +24,9 @@ __all__ = [
     "check_rate",
     "count_greater",
     "dcf_cost",
+    "distinct_sorted",
     "floor_far_count",
+    "prefix_sums",
 ]
 
 CHUNK = 1 << 20
@@ -122,6 +124,22 @@ def dcf_cost(
     p_miss = np.asarray(n_miss, dtype=np.float64) / n_gen
     p_fa = np.asarray(n_fa, dtype=np.float64) / n_imp
     return (c_miss * p_target) * p_miss + (c_fa * (1.0 - p_target)) * p_fa
+
+
+def distinct_sorted(gs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(the distinct values of the sorted array ``gs`` as float64, the index of each one's first occurrence, i.e.
+    #{gs < value}); ``np.unique`` without its sort."""
+    new = np.ones(gs.size, dtype=bool)
+    np.not_equal(gs[1:], gs[:-1], out=new[1:])
+    first = np.flatnonzero(new)
+    return gs[first].astype(np.float64), first
+
+
+def prefix_sums(x: np.ndarray) -> np.ndarray:
+    """[0, x₀, x₀ + x₁, …]: the exclusive prefix sums (int64, length x.size + 1), written in place once."""
+    out = np.zeros(x.size + 1, dtype=np.int64)
+    np.cumsum(x, out=out[1:])
+    return out
 
 
 def count_greater(x: np.ndarray, value: float, strict: bool = True) -> int:

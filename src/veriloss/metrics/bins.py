@@ -18,6 +18,7 @@ __all__ = [
     "MANTISSA_BITS",
     "bin_index",
     "bin_low_edge",
+    "bin_runs",
     "float32_keys",
     "key_values",
     "mantissa_shift",
@@ -72,3 +73,11 @@ def key_values(k: np.ndarray) -> np.ndarray:
     """The float32 value (as float64) of each sign-magnitude key."""
     k = np.asarray(k, dtype=np.int64)
     return np.where(k < 0, (-k) | 0x80000000, k).astype(np.uint32).view(np.float32).astype(np.float64)
+
+
+def bin_runs(bins: np.ndarray) -> list[tuple[int, int]]:
+    """The runs of consecutive bins in the sorted, distinct ``bins``: [(first, last), …]."""
+    bins = np.asarray(bins, dtype=np.int64)
+    starts = np.flatnonzero(np.diff(bins, prepend=-2) != 1)
+    ends = np.append(starts[1:], bins.size) - 1
+    return [(int(bins[a]), int(bins[e])) for a, e in zip(starts, ends)]

@@ -16,7 +16,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from .bins import INF_BITS, bin_index, key_values, n_bins
+from ._scores import prefix_sums
+from .bins import INF_BITS, bin_index, bin_runs, key_values, n_bins
 
 __all__ = ["FINE_SHIFT", "SLOT_CHUNK", "CellCounter", "predict_bins"]
 
@@ -40,13 +41,23 @@ class CellCounter:
     score costs one lookup in a bin table (small: the scores occupy few bins), a sign and one ``index_add_``. Bins
     holding several genuine values are "dense": their scores are also counted in 2^r cells (r just large enough to
     separate the values, at most 6), each split the same way (a second lookup, for those scores only). Scores of the
-    predicted EER/minDCF bins, and of cells still holding two genuine values, are also kept as keys. Hence
-    #{impostor < g} and #{impostor ≤ g} are exact for every genuine g (AUC), and the exact values of the kept bins
-    are known (EER/minDCF without a second pass).
+    predicted EER/minDCF bins (``keep_bins``, and every bin from ``top_bin`` up: the top scores, kept apart), and of
+    cells still holding two genuine values, are also kept as keys. Hence #{impostor < g} and #{impostor ≤ g} are
+    exact for every genuine g (AUC), and the exact values of the kept bins are known (EER/minDCF without a second
+    pass).
     """
 
-    def __init__(self, gkeys: np.ndarray, gcount: np.ndarray, keep_bins: np.ndarray, s: int, max_cells: int):
+    def __init__(
+        self,
+        gkeys: np.ndarray,
+        gcount: np.ndarray,
+        keep_bins: np.ndarray,
+        s: int,
+        max_cells: int,
+        top_bin: int | None = None,
+    ):
         self.s, self.off = s, INF_BITS >> s
+        self.top_key = None if top_bin is None else (top_bin - self.off) << s  # lowest key of the top region
         nb = 2 * self.off + 1
         low = (1 << s) - 1
         gb = (gkeys >> s) + self.off
@@ -67,17 +78,21 @@ class CellCounter:
         first = 1 + np.cumsum(sizes) - sizes  # first cell of each dense bin (cell 0 unused)
         rsh = s - rb
         self.n_cells = int(1 + sizes.sum())
-        one = np.bincount(gb, minlength=nb) == 1
-        table = np.full(nb, low + 2, dtype=np.int64)  # split beyond every key: all "below"
+        per_bin = np.bincount(gb, minlength=nb)
+        one, several = per_bin == 1, per_bin > 1
+        entries = np.zeros(2 * nb, dtype=np.int32)  # the table starts with nb unused entries
+        table = entries[nb:]
+        table[:] = low + 2  # split beyond every key: all "below"
         table[gb[one[gb]]] = gl[one[gb]]
         table[dense] = _DENSE | ((first + self.n_cells) << 4) | rsh[dense]
-        several = np.bincount(gb, minlength=nb) > 1
         table[several & (rb == 0)] |= _KEEP_SHARED  # no room for cells: keep the bin's scores
         keep = np.asarray(keep_bins, dtype=np.int64)
+        if top_bin is not None:
+            keep = np.concatenate([keep[keep < top_bin], np.arange(top_bin, nb)])
         table[keep] |= _KEEP
         self.keep_bin = np.zeros(nb, dtype=bool)
         self.keep_bin[keep] = True
-        self.table = torch.from_numpy(np.concatenate([np.zeros(nb, dtype=np.int64), table]).astype(np.int32))
+        self.table = torch.from_numpy(entries)
         # cells of dense bins and the genuine values' cells
         self.gdense = rb[gb] > 0
         self.gcell = np.zeros(gb.size, dtype=np.int64)
@@ -94,15 +109,16 @@ class CellCounter:
         self.glo = (gkeys >> cell_rsh) << cell_rsh  # lowest key of the genuine value's cell (or bin)
         self.gkeys, self.gcount, self.gb = gkeys, gcount, gb
         self.bin_first, self.low = bin_first, low
-        self.shared_bin = several & (rb == 0)
         # three planes of counters (scores below, at, above the split), so that bins without a genuine value use one
         self.nb = nb
         self.counts = torch.zeros(3 * nb, dtype=torch.int32)
         self.cell_counts = torch.zeros(3 * self.n_cells, dtype=torch.int32)
         self.wide: list[np.ndarray | None] = [None, None]
         self.unflushed = 0
-        self.kept: list[np.ndarray] = []  # keys of the flagged bins
-        self.kept_cells: list[np.ndarray] = []  # keys of the shared cells
+        self.any_shared_bin = bool(np.any(several & (rb == 0)))
+        self.kept: list[np.ndarray] = []  # keys of the predicted bins below the top region
+        self.kept_top: list[np.ndarray] = []  # keys of the top region
+        self.kept_cells: list[np.ndarray] = []  # keys of the shared cells and of the shared bins without cells
         self.dense: list[tuple[np.ndarray, np.ndarray]] = []  # scores of dense bins waiting for _add_cells
         self.n_dense = 0
         self._buf = [np.empty(SLOT_CHUNK, dtype=np.int32) for _ in range(5)]
@@ -153,9 +169,19 @@ class CellCounter:
                 self.n_dense += self.dense[-1][0].size
                 if self.n_dense >= 1 << 18:  # in batches: fewer, larger numpy calls
                     self._add_cells()
-            keep = (w & (_KEEP | _KEEP_SHARED)) != 0
+            keep = (w & _KEEP) != 0
             if keep.any():
-                self.kept.append(k[keep])
+                kk = k[keep]
+                if self.top_key is None:
+                    self.kept.append(kk)
+                else:
+                    top = kk >= self.top_key
+                    self.kept.append(kk[~top])
+                    self.kept_top.append(kk[top])
+            if self.any_shared_bin:
+                shared = (w & _KEEP_SHARED) != 0
+                if shared.any():
+                    self.kept_cells.append(k[shared])
 
     def _add_cells(self) -> None:
         """Count the pending scores of dense bins (keys, bin table entries) in their cells."""
@@ -181,41 +207,42 @@ class CellCounter:
         cell += low
         self.cell_counts.index_add_(0, torch.from_numpy(cell), self._ones[: cell.size])  # cell + n_cells·(1 + sign)
 
-    def finish(self, shift: int) -> tuple[np.ndarray, int, np.ndarray]:
+    def finish(self, shift: int) -> tuple[np.ndarray, int, tuple[np.ndarray, np.ndarray]]:
         """(the summary's histogram at ``shift``, Σ over genuine g of #{impostor < g} + #{impostor ≤ g}, the keys
-        kept in the predicted bins)."""
+        kept in the predicted bins: (those below the top region, unsorted; those of the top region, ascending))."""
         self._add_cells()
-        wide = [
-            x.numpy().astype(np.int64) + (0 if y is None else y)
+        cb, cc = (  # the int32 counters as they are (no int64 copy) unless some were flushed to int64 totals
+            (x.numpy() if y is None else x.numpy() + y).reshape(3, -1)
             for x, y in zip((self.counts, self.cell_counts), self.wide)
-        ]
-        cb, cc = (x.reshape(3, -1) for x in wide)
-        per_bin = self.per_bin = cb.sum(axis=0)
+        )
+        per_bin = self.per_bin = cb.sum(axis=0, dtype=np.int64)
         d = shift - self.s
         per_bin_api = per_bin
         if d:
             first = (np.arange(n_bins(shift), dtype=np.int64) - (INF_BITS >> shift) << d) + self.off
             per_bin_api = np.add.reduceat(per_bin, np.maximum(first, 0))
-        below = np.append(0, np.cumsum(per_bin))[self.gb]  # impostors in lower bins
-        lt_in, eq = cb[0, self.gb], cb[1, self.gb]
+        below = prefix_sums(per_bin)[self.gb]  # impostors in lower bins
+        lt_in, eq = cb[0, self.gb].astype(np.int64), cb[1, self.gb].astype(np.int64)
         if self.n_cells > 1:  # dense bins: the lower cells of the bin, then the cell's counters
-            cell_prefix = np.append(0, np.cumsum(cc.sum(axis=0)))  # [c] = scores in cells < c
+            cell_prefix = prefix_sums(cc.sum(axis=0, dtype=np.int64))  # [c] = scores in cells < c
             gd, cell = self.gdense, self.gcell[self.gdense]
             below[gd] += cell_prefix[cell] - cell_prefix[self.bin_first[self.gb[gd]]]
             lt_in[gd], eq[gd] = cc[0, cell], cc[1, cell]
-        kept = np.concatenate(self.kept) if self.kept else np.empty(0, dtype=np.int32)
-        kept_bin = (kept >> self.s) + self.off
-        shared = np.sort(np.concatenate([*self.kept_cells, kept[self.shared_bin[kept_bin]]]))
+        kept = _joined(self.kept), np.sort(_joined(self.kept_top))
+        shared = np.sort(_joined(self.kept_cells))
         if self.gshared.any():
             g = self.gshared
             left = np.searchsorted(shared, self.gkeys[g], side="left")
             lt_in[g] = left - np.searchsorted(shared, self.glo[g], side="left")
             eq[g] = np.searchsorted(shared, self.gkeys[g], side="right") - left
         auc_num = int(np.sum(self.gcount * (2 * (below + lt_in) + eq), dtype=np.int64))
-        return per_bin_api, auc_num, kept[self.keep_bin[kept_bin]]  # (int64: sums of the int64 counters)
+        return per_bin_api, auc_num, kept  # (int64: sums of the int64 counters)
 
-    def values(self, bins: np.ndarray, shift: int, kept: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(which summary bins at ``shift`` are known exactly, their sorted values as float64); after finish()."""
+    def values(
+        self, bins: np.ndarray, shift: int, kept: tuple[np.ndarray, np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(which summary bins at ``shift`` are known exactly, their sorted values as float64); after finish(), with
+        the keys it returned."""
         d = shift - self.s
         bins = np.asarray(bins, dtype=np.int64)
         ok = np.zeros(bins.size, dtype=bool)
@@ -223,10 +250,26 @@ class CellCounter:
             lo = max(((b - (INF_BITS >> shift)) << d) + self.off, 0)
             inner = slice(lo, min(lo + (1 << d), self.keep_bin.size))
             ok[i] = bool(np.all(self.keep_bin[inner] | (self.per_bin[inner] == 0)))
-        kb = (kept >> shift) + (INF_BITS >> shift)
-        wanted = np.zeros(n_bins(shift), dtype=bool)
-        wanted[bins[ok]] = True
-        return ok, key_values(np.sort(kept[wanted[kb]]))
+        low, top = kept
+        top_key = INF_BITS + 1 if self.top_key is None else self.top_key
+        off = INF_BITS >> shift
+        runs = [((a - off) << shift, (b + 1 - off) << shift) for a, b in bin_runs(bins[ok])]
+        below = [(a, b) for a, b in runs if a < top_key]  # key ranges [a, b), from the unsorted keys
+        if len(below) <= 4:  # a few runs of bins: key range tests, cheaper than a table lookup
+            sel = np.zeros(low.size, dtype=bool)
+            for a, b in below:
+                sel |= (low >= a) & (low < b)
+        else:
+            wanted = np.zeros(n_bins(shift), dtype=bool)
+            wanted[bins[ok]] = True
+            sel = wanted[(low >> shift) + off]
+        parts = [np.sort(low[sel])]  # then the sorted top keys, by slices (all above the others)
+        parts += [top[np.searchsorted(top, a) : np.searchsorted(top, b)] for a, b in runs if b > top_key]
+        return ok, key_values(np.concatenate(parts))
+
+
+def _joined(parts: list[np.ndarray]) -> np.ndarray:
+    return np.concatenate(parts) if parts else np.empty(0, dtype=np.int32)
 
 
 def predict_bins(
@@ -256,14 +299,20 @@ def predict_bins(
         return np.empty(0, dtype=np.int64), None
     sizes = np.array([r.size for r in rows], dtype=np.int64)
     n_s, nb = int(sizes.sum()), n_bins(s)
-    kb = bin_index(np.concatenate(rows), s)
-    hist = np.bincount(kb, minlength=nb)
-    gcount = np.bincount(bin_index(gs, s), minlength=nb)
-    occ = np.flatnonzero(hist + gcount)  # FAR and FRR change only at these bins: work on them
+    ends = np.cumsum(sizes)
+    kb = np.empty(n_s, dtype=np.int32)
+    for r, e, m in zip(rows, ends.tolist(), sizes.tolist()):  # row by row: the temporaries stay in the cache
+        kb[e - m : e] = bin_index(r, s)
+    hist = torch.bincount(torch.from_numpy(kb), minlength=nb).numpy()
+    gb = bin_index(gs, s)
+    occupied = hist > 0
+    occupied[gb] = True
+    occ = np.flatnonzero(occupied)  # FAR and FRR change only at these bins: work on them
+    g_occ = np.bincount(np.searchsorted(occ, gb), minlength=occ.size)  # genuine scores per occupied bin
     far = np.append(np.cumsum(hist[occ][::-1])[::-1], 0) / n_s  # at the low edge of occ[i]; [-1]: beyond
-    frr = np.append(0, np.cumsum(gcount[occ])) / gs.size
-    has_g = gcount[occ] > 0
-    groups = np.split(kb, np.cumsum(sizes)[:-1])
+    frr = np.append(0, np.cumsum(g_occ)) / gs.size
+    has_g = g_occ > 0
+    groups = np.split(kb, ends[:-1])
     last = occ.size - 1
 
     def sigma(i: int) -> np.ndarray:  # z standard errors of the FAR estimate, design effect measured at occ[i]
@@ -310,7 +359,7 @@ def _nearest_within_budget(
     if not firsts:
         return keep
     a, d = np.concatenate(firsts), np.concatenate(dist)
-    cum = np.append(0, np.cumsum(hist))
+    cum = prefix_sums(hist)
     mass = cum[np.minimum(a + width, nb)] - cum[a]
     taken = [a[mass == 0]]  # empty windows cost nothing: taken in any order
     a, d, mass = a[mass > 0], d[mass > 0], mass[mass > 0]

@@ -45,8 +45,8 @@ import numpy as np
 import torch
 
 from .._checks import check_int, validating
-from ._scores import CHUNK, TopAccumulator, as_scores, check_cost, check_rate, dcf_cost
-from .bins import MANTISSA_BITS, bin_index, bin_low_edge, float32_keys, key_values, mantissa_shift, n_bins
+from ._scores import CHUNK, TopAccumulator, as_scores, check_cost, check_rate, dcf_cost, distinct_sorted, prefix_sums
+from .bins import MANTISSA_BITS, bin_index, bin_low_edge, bin_runs, float32_keys, key_values, mantissa_shift, n_bins
 from .cells import FINE_SHIFT, SLOT_CHUNK, CellCounter, predict_bins
 
 __all__ = ["ImpostorSummary", "SummaryBuilder", "summarize"]
@@ -92,8 +92,25 @@ class ImpostorSummary:
 
     def _gen_lt(self, gs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(bin of each sorted genuine score, lt[b] = #{genuine with bin < b}, length bins + 1)."""
-        gb = self.bin_of(gs)
-        return gb, np.append(0, np.cumsum(np.bincount(gb, minlength=self.bins))).astype(np.int64)
+        t = self._genuine_tables(gs)
+        return t["gb"], t["lt"]
+
+    def _occupied(self, gs: np.ndarray) -> np.ndarray:
+        """The bins holding a genuine or an impostor score, ascending."""
+        t = self._genuine_tables(gs)
+        if "occ" not in t:
+            t["occ"] = np.flatnonzero(np.diff(t["lt"]) + self.counts)
+        return t["occ"]
+
+    def _genuine_tables(self, gs: np.ndarray) -> dict:
+        """The per-bin tables of the sorted genuine scores ``gs``, made once for the last ``gs`` seen (the metrics
+        of one evaluation all ask for the same genuine scores; an equal copy is kept to recognise them)."""
+        t = self.__dict__.get("_gtables")
+        if t is None or t["gs"].shape != gs.shape or t["gs"].dtype != gs.dtype or not np.array_equal(t["gs"], gs):
+            gb = self.bin_of(gs)
+            t = {"gs": gs.copy(), "gb": gb, "lt": prefix_sums(np.bincount(gb, minlength=self.bins))}
+            self.__dict__["_gtables"] = t  # (a frozen dataclass: a cache, as functools.cached_property writes it)
+        return t
 
     def _refined_end(self) -> np.ndarray:
         """End offset in ``refined_values`` of each refined bin."""
@@ -130,9 +147,9 @@ class ImpostorSummary:
     def eer_bracket(self, gs: np.ndarray) -> tuple[int, int | None]:
         """(b', b*): the EER crossing lies between the operating point at the lowest score of occupied bin b' and the
         one at the lowest score of the next occupied bin b* (None = reject everything)."""
-        gb, lt = self._gen_lt(gs)
+        _, lt = self._gen_lt(gs)
         ge = self._ge()
-        occ = np.flatnonzero(np.bincount(gb, minlength=self.bins) + self.counts)
+        occ = self._occupied(gs)
         n_miss = np.append(lt[occ], gs.size)
         n_fa = np.append(ge[occ], 0)
         j = int(np.argmax(n_miss * self.n >= n_fa * gs.size))
@@ -155,9 +172,8 @@ class ImpostorSummary:
     def dcf_bins(self, gs: np.ndarray, p_target: float, c_miss: float, c_fa: float) -> np.ndarray:
         """Bins whose exact values are needed for minDCF: those where a candidate threshold (a genuine score) could
         reach the minimum given only the histogram (its lower-bound cost ≤ the best upper-bound cost)."""
-        cand = np.unique(gs).astype(np.float64)
-        n_miss = np.searchsorted(gs, cand, side="left")
-        b = self.bin_of(cand)
+        _, n_miss = distinct_sorted(gs)
+        b = self._gen_lt(gs)[0][n_miss]
         ge = self._ge()
         cost_lo = dcf_cost(n_miss, ge[b + 1], gs.size, self.n, p_target, c_miss, c_fa)
         cost_hi = dcf_cost(n_miss, ge[b], gs.size, self.n, p_target, c_miss, c_fa)
@@ -179,8 +195,8 @@ class ImpostorSummary:
 
         The point of bin b accepts the scores whose bin is ≥ b, i.e. score ≥ the lowest score present in bin b.
         """
-        gb, lt = self._gen_lt(gs)
-        occ = np.flatnonzero(np.bincount(gb, minlength=self.bins) + self.counts)[::-1]
+        _, lt = self._gen_lt(gs)
+        occ = self._occupied(gs)[::-1]
         return bin_low_edge(occ, self.shift), gs.size - lt[occ], self._ge()[occ]
 
 
@@ -268,12 +284,10 @@ class SummaryBuilder:
         if sample is not None:
             top = self._top.m / n if n and self._top.m <= min(_TOP_KEEP, 0.05 * n) else 0.0
             bins, self._top_bin = predict_bins(g32, sample, s, self.shift, p_targets, c_miss, c_fa, eer, capture, top)
-        if self._top_bin is not None:
-            bins = np.concatenate([bins[bins < self._top_bin], np.arange(self._top_bin, n_bins(s))])
         keys = float32_keys(g32)  # sorted, as g32
         first = np.flatnonzero(np.diff(keys, prepend=keys[0] - 1))
         gcount = np.diff(np.append(first, keys.size))
-        self._cells = CellCounter(keys[first], gcount, bins, s, max_cells)
+        self._cells = CellCounter(keys[first], gcount, bins, s, max_cells, self._top_bin)
         self._gfp = _genuine_fingerprint(gs)
 
     def add(self, scores: object) -> None:
@@ -334,14 +348,12 @@ class SummaryBuilder:
             if auc:
                 self._auc, self._auc_num = True, auc_num
             if self._top_bin is not None:
-                m = min(self._top.m, self._n)
-                above = kept[kept >= (self._top_bin - self._cells.off) << self._cells.s]
+                m, above = min(self._top.m, self._n), kept[1]  # the keys from the top bin up, ascending
                 if above.size >= m:
-                    part = np.partition(above, above.size - m)[above.size - m :] if m else above[:0]
-                    self._top_values = key_values(np.sort(part))[::-1].copy()
+                    self._top_values = key_values(above[above.size - m :])[::-1].copy()
                 else:
                     self._top_again = True
-        pre = ImpostorSummary(self._n, self.shift, self._counts.copy(), np.empty(0))
+        pre = ImpostorSummary(self._n, self.shift, self._counts, np.empty(0))  # (build() hands out a copy)
         need = [np.empty(0, dtype=np.int64)]
         if eer:
             need.append(np.array([b for b in pre.eer_bracket(gs) if b is not None], dtype=np.int64))
@@ -358,9 +370,7 @@ class SummaryBuilder:
             self._cells = None  # frees the counter
         self._refine_mask = np.zeros(self.bins, dtype=bool)
         self._refine_mask[need_bins] = True
-        starts = np.flatnonzero(np.diff(need_bins, prepend=-2) != 1)  # runs of consecutive bins
-        ends = np.append(starts[1:], need_bins.size) - 1
-        self._refine_runs = [(int(need_bins[a]), int(need_bins[e])) for a, e in zip(starts, ends)]
+        self._refine_runs = bin_runs(need_bins)
         if auc and not self._auc:
             gcount = np.bincount(pre.bin_of(gs), minlength=self.bins)
             self._gocc_mask = gcount > 0
@@ -437,7 +447,11 @@ class SummaryBuilder:
         if values.size != int(counts[rbins].sum()):
             raise ValueError("the second pass saw different scores than the first (refined bin counts differ)")
         auc_state = (self._gfp, self._auc_num) if self._auc else None
-        return ImpostorSummary(self._n, self.shift, counts, top, rbins, values, auc_state)
+        out = ImpostorSummary(self._n, self.shift, counts, top, rbins, values, auc_state)
+        for cached in ("_ge_table", "_gtables"):  # tables of the same counts, made by plan()
+            if cached in self._planned.__dict__:
+                out.__dict__[cached] = self._planned.__dict__[cached]
+        return out
 
 
 def summarize(

@@ -21,7 +21,16 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ._scores import as_scores, check_cost, check_fars, check_rate, dcf_cost, floor_far_count, top_values
+from ._scores import (
+    as_scores,
+    check_cost,
+    check_fars,
+    check_rate,
+    dcf_cost,
+    distinct_sorted,
+    floor_far_count,
+    top_values,
+)
 from .summary import ImpostorSummary, summarize
 
 __all__ = ["DET", "EER", "ROC", "MinDCF", "TarAtFar", "auc", "det", "eer", "min_dcf", "roc", "tar_at_far"]
@@ -169,8 +178,8 @@ def _eer_points_sorted(gs: np.ndarray, imp: np.ndarray) -> tuple[np.ndarray, np.
     value u'; between them FRR is constant and only impostor values make points. Returns (thresholds, n_miss, n_fa).
     """
     n_gen, n_imp = gs.size, imp.size
-    cand = np.append(np.unique(gs).astype(np.float64), math.inf)
-    n_miss = np.searchsorted(gs, cand, side="left")
+    cand, first = distinct_sorted(gs)
+    cand, n_miss = np.append(cand, math.inf), np.append(first, gs.size)
     n_fa = n_imp - np.searchsorted(imp, cand, side="left")
     j = int(np.argmax(n_miss * n_imp >= n_fa * n_gen))  # +inf always qualifies (n_fa = 0)
     lo = np.searchsorted(imp, cand[j - 1], side="left") if j > 0 else 0
@@ -371,8 +380,8 @@ def min_dcf(
         else:
             imp = np.sort(imp)
     n_imp = imp.n if isinstance(imp, ImpostorSummary) else imp.size
-    cand = np.unique(gs).astype(np.float64)
-    n_miss = np.append(np.searchsorted(gs, cand, side="left"), gs.size)
+    cand, first = distinct_sorted(gs)
+    n_miss = np.append(first, gs.size)
     lo, hi = _nfa_bounds(imp, cand)
     lo, hi = np.append(lo, 0), np.append(hi, 0)
     cand = np.append(cand, math.inf)
