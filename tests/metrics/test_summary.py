@@ -317,12 +317,19 @@ def test_the_finiteness_scan_of_each_block_is_skipped_inside_unchecked(monkeypat
 
 
 def test_the_cumulative_counts_are_made_once_per_summary():
-    """Every metric of a summary reads #{impostor in bins ≥ b}: one table per summary, equal to its definition."""
+    """Every metric of a summary reads #{impostor in bins ≥ b} and #{genuine in bins < b}: tables of the occupied
+    bins, made once per summary (per genuine scores), equal to their definitions at every bin."""
     rng = np.random.default_rng(3)
     g, i = rng.normal(1, 1, 500).astype(np.float32), rng.normal(0, 1, 20_000).astype(np.float32)
     s = summarize(g, i, mantissa_bits=4)
-    assert s._ge() is s._ge()
-    np.testing.assert_array_equal(s._ge(), [int(s.counts[b:].sum()) for b in range(s.bins + 1)])
+    assert s._impostor_bins is s._impostor_bins
+    b = np.arange(s.bins + 1)
+    np.testing.assert_array_equal(s._ge(b), [int(s.counts[k:].sum()) for k in b])
+    gs = np.sort(g)
+    gb = s.bin_of(gs)
+    np.testing.assert_array_equal(s._lt(gs, b), [int(np.count_nonzero(gb < k)) for k in b])
+    np.testing.assert_array_equal(s._occupied(gs), np.flatnonzero(s.counts + np.bincount(gb, minlength=s.bins)))
+    assert s._genuine_tables(gs) is s._genuine_tables(gs.copy())
 
 
 def _nearest_within_budget_loop(firsts, dist, hist, width, budget):
@@ -345,14 +352,15 @@ def test_the_bins_kept_within_the_budget_equal_the_greedy_loop():
         width = int(rng.choice([1, 4, 128]))
         nb = width * int(rng.integers(5, 60)) + int(rng.integers(0, width))  # the last window may be cut short
         hist = rng.integers(0, 6, nb) * (rng.random(nb) < rng.uniform(0.1, 0.9))  # empty bins and windows too
-        firsts, dist = [], []
+        bands, firsts, dist = [], [], []
         for _ in range(int(rng.integers(0, 4))):  # overlapping bands list some windows twice
             lo, hi = sorted(rng.integers(0, nb // width, 2).tolist())
-            a = np.arange(lo * width, hi * width + 1, width)
-            firsts.append(a)
-            dist.append(rng.integers(0, 4, a.size))  # many ties in distance: the bin breaks them
+            centre = int(rng.integers(lo * width, hi * width + width))  # ties: windows on both sides at one distance
+            bands.append((lo * width, hi * width, centre))
+            firsts.append(np.arange(lo * width, hi * width + 1, width))
+            dist.append(np.abs(firsts[-1] + width // 2 - centre))
         budget = float(rng.uniform(0, hist.sum() + 1))
-        got = _nearest_within_budget(firsts, dist, hist, width, budget)
+        got = _nearest_within_budget(bands, hist, width, budget)
         np.testing.assert_array_equal(got, _nearest_within_budget_loop(firsts, dist, hist, width, budget))
         assert hist[got].sum() <= budget
 
@@ -366,9 +374,9 @@ def test_all_pairs_of_a_few_random_embeddings_is_exact(monkeypatch):
     listed = []
     select = cells._nearest_within_budget
 
-    def spy(firsts, dist, hist, width, budget):
-        listed.append(sum(a.size for a in firsts))
-        return select(firsts, dist, hist, width, budget)
+    def spy(bands, hist, width, budget):
+        listed.append(sum((a1 - a0) // width + 1 for a0, a1, _ in bands))
+        return select(bands, hist, width, budget)
 
     monkeypatch.setattr(cells, "_nearest_within_budget", spy)
     x = torch.nn.functional.normalize(torch.randn(6, 3, generator=torch.Generator().manual_seed(0)), dim=1)

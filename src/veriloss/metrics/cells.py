@@ -87,11 +87,11 @@ class CellCounter:
         table[dense] = _DENSE | ((first + self.n_cells) << 4) | rsh[dense]
         table[several & (rb == 0)] |= _KEEP_SHARED  # no room for cells: keep the bin's scores
         keep = np.asarray(keep_bins, dtype=np.int64)
-        if top_bin is not None:
-            keep = np.concatenate([keep[keep < top_bin], np.arange(top_bin, nb)])
-        table[keep] |= _KEEP
         self.keep_bin = np.zeros(nb, dtype=bool)
         self.keep_bin[keep] = True
+        if top_bin is not None:
+            self.keep_bin[top_bin:] = True
+        table[self.keep_bin] |= _KEEP
         self.table = torch.from_numpy(entries)
         # cells of dense bins and the genuine values' cells
         self.gdense = rb[gb] > 0
@@ -337,9 +337,8 @@ def predict_bins(
         if need.size:
             bands.append((c, int(need[0]) - 1, int(need[-1]) + 1))
     d, width = shift - s, 1 << (shift - s)
-    firsts = [np.arange(int(occ[max(lo, 0)]) >> d << d, int(occ[min(hi, last)]) + 1, width) for _, lo, hi in bands]
-    dist = [np.abs(a + width // 2 - int(occ[c])) for a, (c, _, _) in zip(firsts, bands)]
-    keep = _nearest_within_budget(firsts, dist, hist, width, budget * n_s)
+    windows = [(int(occ[max(lo, 0)]) >> d << d, int(occ[min(hi, last)]) >> d << d, int(occ[c])) for c, lo, hi in bands]
+    keep = _nearest_within_budget(windows, hist, width, budget * n_s)
     top_bin = None
     if top > 0:  # the highest bin whose FAR lower bound still reaches the top fraction
         i = int(np.argmin(far - sigma(min(int(np.argmax(far < top)), last)) >= top)) - 1
@@ -348,22 +347,30 @@ def predict_bins(
 
 
 def _nearest_within_budget(
-    firsts: list[np.ndarray], dist: list[np.ndarray], hist: np.ndarray, width: int, budget: float
+    bands: list[tuple[int, int, int]], hist: np.ndarray, width: int, budget: float
 ) -> np.ndarray:
-    """The bins kept (bool, like ``hist``): windows ``[a, a + width)`` (``firsts``, aligned: two are equal or disjoint),
-    taken by increasing ``dist`` (then bin) while their sampled mass fits the remaining ``budget``; a window listed
-    again adds nothing, an empty one is always taken. One pass over the windows with mass, not over every window (a
-    band spanning the float32 range near 0 has hundreds of thousands)."""
+    """The bins kept (bool, like ``hist``). Each band ``(a0, a1, centre)`` lists the windows ``[a, a + width)`` for a
+    = a0, a0 + width, …, a1 (aligned: two windows are equal or disjoint); the windows are taken by increasing distance
+    |a + width/2 − centre| (then bin) while their sampled mass fits the remaining ``budget``; a window listed again
+    adds nothing, an empty one is always taken. Work on the windows with mass only: a band spanning the float32 range
+    near 0 has hundreds of thousands of windows, almost all empty (marked by one slice per band)."""
     nb = hist.size
     keep = np.zeros(nb, dtype=bool)
-    if not firsts:
+    if not bands:
         return keep
-    a, d = np.concatenate(firsts), np.concatenate(dist)
-    cum = prefix_sums(hist)
-    mass = cum[np.minimum(a + width, nb)] - cum[a]
-    taken = [a[mass == 0]]  # empty windows cost nothing: taken in any order
-    a, d, mass = a[mass > 0], d[mass > 0], mass[mass > 0]
-    order = np.lexsort((a, d))  # the others nearest first, then by bin
+    nz = np.flatnonzero(hist)  # the bins with mass, ascending
+    cum = prefix_sums(hist[nz])
+    cand_a, cand_d = [], []
+    for a0, a1, centre in bands:
+        keep[a0 : a1 + width] = True  # every window of the band; those with mass not taken are cleared below
+        z = nz[np.searchsorted(nz, a0) : np.searchsorted(nz, a1 + width)]
+        a = a0 + (z - a0) // width * width
+        a = a[np.diff(a, prepend=a0 - 1) != 0]  # (ascending: one per window)
+        cand_a.append(a)
+        cand_d.append(np.abs(a + width // 2 - centre))
+    a, d = np.concatenate(cand_a), np.concatenate(cand_d)
+    mass = cum[np.searchsorted(nz, a + width)] - cum[np.searchsorted(nz, a)]
+    order = np.lexsort((a, d))  # nearest first, then by bin
     a, mass = a[order], mass[order]
     first = np.sort(np.unique(a, return_index=True)[1])  # a window listed again adds nothing
     a, mass = a[first], mass[first]
@@ -374,7 +381,6 @@ def _nearest_within_budget(
         if m <= left:
             take[i] = True
             left -= m
-    taken.append(a[take])
-    bins = (np.concatenate(taken)[:, None] + np.arange(width)).reshape(-1)
-    keep[bins[bins < nb]] = True
+    bins = (a[~take][:, None] + np.arange(width)).reshape(-1)
+    keep[bins[bins < nb]] = False
     return keep

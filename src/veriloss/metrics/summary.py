@@ -45,7 +45,7 @@ import numpy as np
 import torch
 
 from .._checks import check_int, validating
-from ._scores import CHUNK, TopAccumulator, as_scores, check_cost, check_rate, dcf_cost, distinct_sorted, prefix_sums
+from ._scores import CHUNK, TopAccumulator, as_scores, check_cost, check_rate, dcf_cost, distinct_sorted
 from .bins import MANTISSA_BITS, bin_index, bin_low_edge, bin_runs, float32_keys, key_values, mantissa_shift, n_bins
 from .cells import FINE_SHIFT, SLOT_CHUNK, CellCounter, predict_bins
 
@@ -82,35 +82,39 @@ class ImpostorSummary:
         """Bin index of each score (the same function as for the impostors)."""
         return bin_index(np.asarray(x), self.shift).astype(np.int64)
 
-    def _ge(self) -> np.ndarray:
-        """ge[b] = #{impostor with bin ≥ b}, length bins + 1 (made once per summary: every metric reads it)."""
-        return self._ge_table
-
     @functools.cached_property
-    def _ge_table(self) -> np.ndarray:
-        return np.append(np.cumsum(self.counts[::-1])[::-1], 0).astype(np.int64)
+    def _impostor_bins(self) -> tuple[np.ndarray, np.ndarray]:
+        """(the bins holding an impostor score, ascending; above[j] = #{impostor with bin ≥ bins[j]}, one longer):
+        made once per summary, the size of the occupied bins, not of the whole histogram."""
+        ib = np.flatnonzero(self.counts)
+        return ib, np.append(np.cumsum(self.counts[ib][::-1])[::-1], 0).astype(np.int64)
 
-    def _gen_lt(self, gs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(bin of each sorted genuine score, lt[b] = #{genuine with bin < b}, length bins + 1)."""
-        t = self._genuine_tables(gs)
-        return t["gb"], t["lt"]
+    def _ge(self, b: np.ndarray | int) -> np.ndarray:
+        """#{impostor with bin ≥ b} for bins b in [0, bins]."""
+        ib, above = self._impostor_bins
+        return above[np.searchsorted(ib, b, side="left")]
+
+    def _genuine_tables(self, gs: np.ndarray) -> dict:
+        """The bins of the sorted genuine scores ``gs`` (ascending, so #{genuine with bin < b} is a binary search),
+        made once for the last ``gs`` seen (the metrics of one evaluation all ask for the same genuine scores; an
+        equal copy is kept to recognise them)."""
+        t = self.__dict__.get("_gtables")
+        if t is None or t["gs"].shape != gs.shape or t["gs"].dtype != gs.dtype or not np.array_equal(t["gs"], gs):
+            t = {"gs": gs.copy(), "gb": self.bin_of(gs)}
+            self.__dict__["_gtables"] = t  # (a frozen dataclass: a cache, as functools.cached_property writes it)
+        return t
+
+    def _lt(self, gs: np.ndarray, b: np.ndarray | int) -> np.ndarray:
+        """#{genuine with bin < b}."""
+        return np.searchsorted(self._genuine_tables(gs)["gb"], b, side="left")
 
     def _occupied(self, gs: np.ndarray) -> np.ndarray:
         """The bins holding a genuine or an impostor score, ascending."""
         t = self._genuine_tables(gs)
         if "occ" not in t:
-            t["occ"] = np.flatnonzero(np.diff(t["lt"]) + self.counts)
+            gb = t["gb"]
+            t["occ"] = np.union1d(self._impostor_bins[0], gb[np.flatnonzero(np.diff(gb, prepend=-1))])
         return t["occ"]
-
-    def _genuine_tables(self, gs: np.ndarray) -> dict:
-        """The per-bin tables of the sorted genuine scores ``gs``, made once for the last ``gs`` seen (the metrics
-        of one evaluation all ask for the same genuine scores; an equal copy is kept to recognise them)."""
-        t = self.__dict__.get("_gtables")
-        if t is None or t["gs"].shape != gs.shape or t["gs"].dtype != gs.dtype or not np.array_equal(t["gs"], gs):
-            gb = self.bin_of(gs)
-            t = {"gs": gs.copy(), "gb": gb, "lt": prefix_sums(np.bincount(gb, minlength=self.bins))}
-            self.__dict__["_gtables"] = t  # (a frozen dataclass: a cache, as functools.cached_property writes it)
-        return t
 
     def _refined_end(self) -> np.ndarray:
         """End offset in ``refined_values`` of each refined bin."""
@@ -121,8 +125,7 @@ class ImpostorSummary:
         """Bounds (lo, hi) on #{impostor ≥ t} for thresholds t; exact (lo = hi) where t's bin is refined or empty."""
         t = np.asarray(t, dtype=np.float64)
         b = self.bin_of(t)
-        ge = self._ge()
-        lo, hi = ge[b + 1].copy(), ge[b].copy()
+        lo, hi = self._ge(b + 1), self._ge(b)
         if self.refined_bins.size:
             slot = np.minimum(np.searchsorted(self.refined_bins, b), self.refined_bins.size - 1)
             hit = self.refined_bins[slot] == b
@@ -147,25 +150,24 @@ class ImpostorSummary:
     def eer_bracket(self, gs: np.ndarray) -> tuple[int, int | None]:
         """(b', b*): the EER crossing lies between the operating point at the lowest score of occupied bin b' and the
         one at the lowest score of the next occupied bin b* (None = reject everything)."""
-        _, lt = self._gen_lt(gs)
-        ge = self._ge()
         occ = self._occupied(gs)
-        n_miss = np.append(lt[occ], gs.size)
-        n_fa = np.append(ge[occ], 0)
+        n_miss = np.append(self._lt(gs, occ), gs.size)
+        n_fa = np.append(self._ge(occ), 0)
         j = int(np.argmax(n_miss * self.n >= n_fa * gs.size))
         return int(occ[j - 1]), (int(occ[j]) if j < occ.size else None)
 
     def eer_points(self, gs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The consecutive operating points around the EER crossing, with exact counts (thresholds, n_miss, n_fa)."""
         b_prev, b_star = self.eer_bracket(gs)
-        _, lt = self._gen_lt(gs)
-        t = np.union1d(gs[lt[b_prev] : lt[b_prev + 1]].astype(np.float64), self._refined(b_prev))
+        lo, hi = self._lt(gs, [b_prev, b_prev + 1])
+        t = np.union1d(gs[lo:hi].astype(np.float64), self._refined(b_prev))
         if b_star is None:
             t_star = math.inf
         else:
-            first = list(self._refined(b_star)[:1]) + list(gs[lt[b_star] : lt[b_star] + 1].astype(np.float64))
+            at = int(self._lt(gs, b_star))
+            first = list(self._refined(b_star)[:1]) + list(gs[at : at + 1].astype(np.float64))
             t_star = min(first)
-        n_fa = np.append(self.nfa_bounds(t)[0], self._ge()[b_star] if b_star is not None else 0)
+        n_fa = np.append(self.nfa_bounds(t)[0], self._ge(b_star) if b_star is not None else 0)
         t = np.append(t, t_star)
         return t, np.searchsorted(gs, t, side="left"), n_fa
 
@@ -173,10 +175,9 @@ class ImpostorSummary:
         """Bins whose exact values are needed for minDCF: those where a candidate threshold (a genuine score) could
         reach the minimum given only the histogram (its lower-bound cost ≤ the best upper-bound cost)."""
         _, n_miss = distinct_sorted(gs)
-        b = self._gen_lt(gs)[0][n_miss]
-        ge = self._ge()
-        cost_lo = dcf_cost(n_miss, ge[b + 1], gs.size, self.n, p_target, c_miss, c_fa)
-        cost_hi = dcf_cost(n_miss, ge[b], gs.size, self.n, p_target, c_miss, c_fa)
+        b = self._genuine_tables(gs)["gb"][n_miss]
+        cost_lo = dcf_cost(n_miss, self._ge(b + 1), gs.size, self.n, p_target, c_miss, c_fa)
+        cost_hi = dcf_cost(n_miss, self._ge(b), gs.size, self.n, p_target, c_miss, c_fa)
         reject_all = dcf_cost(np.array([gs.size]), np.array([0]), gs.size, self.n, p_target, c_miss, c_fa)[0]
         bound = min(float(cost_hi.min()), float(reject_all))
         need = b[(cost_lo <= bound) & (self.counts[b] > 0)]
@@ -195,9 +196,8 @@ class ImpostorSummary:
 
         The point of bin b accepts the scores whose bin is ≥ b, i.e. score ≥ the lowest score present in bin b.
         """
-        _, lt = self._gen_lt(gs)
         occ = self._occupied(gs)[::-1]
-        return bin_low_edge(occ, self.shift), gs.size - lt[occ], self._ge()[occ]
+        return bin_low_edge(occ, self.shift), gs.size - self._lt(gs, occ), self._ge(occ)
 
 
 class SummaryBuilder:
@@ -372,11 +372,13 @@ class SummaryBuilder:
         self._refine_mask[need_bins] = True
         self._refine_runs = bin_runs(need_bins)
         if auc and not self._auc:
-            gcount = np.bincount(pre.bin_of(gs), minlength=self.bins)
-            self._gocc_mask = gcount > 0
-            g_gt = gs.size - np.cumsum(gcount)  # #{genuine with bin > b}
-            free = gcount == 0
-            self._auc_num = int(np.sum(2 * g_gt[free] * pre.counts[free], dtype=np.int64))
+            gb = pre._genuine_tables(gs)["gb"]
+            self._gocc_mask = np.zeros(self.bins, dtype=bool)
+            self._gocc_mask[gb] = True
+            ib = pre._impostor_bins[0]
+            free = ib[~self._gocc_mask[ib]]  # impostor bins without a genuine score: every pair there is counted
+            g_gt = gs.size - np.searchsorted(gb, free, side="right")  # #{genuine with bin > b}
+            self._auc_num = int(np.sum(2 * g_gt * pre.counts[free], dtype=np.int64))
             self._gs = gs if gs.dtype == np.float32 else gs.astype(np.float64)
             self._gfp = _genuine_fingerprint(gs)
             self._auc = True
@@ -448,7 +450,7 @@ class SummaryBuilder:
             raise ValueError("the second pass saw different scores than the first (refined bin counts differ)")
         auc_state = (self._gfp, self._auc_num) if self._auc else None
         out = ImpostorSummary(self._n, self.shift, counts, top, rbins, values, auc_state)
-        for cached in ("_ge_table", "_gtables"):  # tables of the same counts, made by plan()
+        for cached in ("_impostor_bins", "_gtables"):  # tables of the same counts, made by plan()
             if cached in self._planned.__dict__:
                 out.__dict__[cached] = self._planned.__dict__[cached]
         return out
