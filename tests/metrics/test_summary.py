@@ -324,7 +324,10 @@ def test_the_cumulative_counts_are_made_once_per_summary():
     s = summarize(g, i, mantissa_bits=4)
     assert s._impostor_bins is s._impostor_bins
     b = np.arange(s.bins + 1)
-    np.testing.assert_array_equal(s._ge(b), [int(s.counts[k:].sum()) for k in b])
+    ge = [int(s.counts[k:].sum()) for k in b]
+    np.testing.assert_array_equal(s._ge(b), ge)  # many bins at once: the whole table
+    for k in range(0, s.bins + 1, 7):  # one at a time: binary searches in the occupied bins
+        assert s._ge(k) == ge[k] and s._ge([k])[0] == ge[k]
     gs = np.sort(g)
     gb = s.bin_of(gs)
     np.testing.assert_array_equal(s._lt(gs, b), [int(np.count_nonzero(gb < k)) for k in b])

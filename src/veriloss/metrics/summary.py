@@ -90,9 +90,16 @@ class ImpostorSummary:
         return ib, np.append(np.cumsum(self.counts[ib][::-1])[::-1], 0).astype(np.int64)
 
     def _ge(self, b: np.ndarray | int) -> np.ndarray:
-        """#{impostor with bin ≥ b} for bins b in [0, bins]."""
+        """#{impostor with bin ≥ b} for bins b in [0, bins]: binary searches in the occupied bins, or for many
+        queries at once (over bins/64) a lookup in the whole table, made once."""
+        if np.size(b) > self.bins >> 6:
+            return self._ge_table[b]
         ib, above = self._impostor_bins
         return above[np.searchsorted(ib, b, side="left")]
+
+    @functools.cached_property
+    def _ge_table(self) -> np.ndarray:
+        return np.append(np.cumsum(self.counts[::-1])[::-1], 0).astype(np.int64)
 
     def _genuine_tables(self, gs: np.ndarray) -> dict:
         """The bins of the sorted genuine scores ``gs`` (ascending, so #{genuine with bin < b} is a binary search),
@@ -112,8 +119,13 @@ class ImpostorSummary:
         """The bins holding a genuine or an impostor score, ascending."""
         t = self._genuine_tables(gs)
         if "occ" not in t:
-            gb = t["gb"]
-            t["occ"] = np.union1d(self._impostor_bins[0], gb[np.flatnonzero(np.diff(gb, prepend=-1))])
+            gb, ib = t["gb"], self._impostor_bins[0]
+            if gb.size + ib.size > self.bins >> 6:  # many: mark them in the whole histogram
+                mark = self.counts > 0
+                mark[gb] = True
+                t["occ"] = np.flatnonzero(mark)
+            else:
+                t["occ"] = np.union1d(ib, gb[np.flatnonzero(np.diff(gb, prepend=-1))])
         return t["occ"]
 
     def _refined_end(self) -> np.ndarray:
@@ -450,7 +462,7 @@ class SummaryBuilder:
             raise ValueError("the second pass saw different scores than the first (refined bin counts differ)")
         auc_state = (self._gfp, self._auc_num) if self._auc else None
         out = ImpostorSummary(self._n, self.shift, counts, top, rbins, values, auc_state)
-        for cached in ("_impostor_bins", "_gtables"):  # tables of the same counts, made by plan()
+        for cached in ("_impostor_bins", "_ge_table", "_gtables"):  # tables of the same counts, made by plan()
             if cached in self._planned.__dict__:
                 out.__dict__[cached] = self._planned.__dict__[cached]
         return out
