@@ -236,7 +236,7 @@ class CellCounter:
             lt_in[g] = left - np.searchsorted(shared, self.glo[g], side="left")
             eq[g] = np.searchsorted(shared, self.gkeys[g], side="right") - left
         auc_num = int(np.sum(self.gcount * (2 * (below + lt_in) + eq), dtype=np.int64))
-        return per_bin_api, auc_num, kept  # (int64: sums of the int64 counters)
+        return per_bin_api, auc_num, kept
 
     def values(
         self, bins: np.ndarray, shift: int, kept: tuple[np.ndarray, np.ndarray]
@@ -251,7 +251,7 @@ class CellCounter:
             inner = slice(lo, min(lo + (1 << d), self.keep_bin.size))
             ok[i] = bool(np.all(self.keep_bin[inner] | (self.per_bin[inner] == 0)))
         low, top = kept
-        top_key = INF_BITS + 1 if self.top_key is None else self.top_key
+        top_key = INF_BITS + 1 if self.top_key is None else self.top_key  # (no top region: every key is below it)
         off = INF_BITS >> shift
         runs = [((a - off) << shift, (b + 1 - off) << shift) for a, b in bin_runs(bins[ok])]
         below = [(a, b) for a, b in runs if a < top_key]  # key ranges [a, b), from the unsorted keys
