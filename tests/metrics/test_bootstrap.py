@@ -32,10 +32,13 @@ def _same(x: float, y: float) -> bool:
     return x == y or (math.isnan(x) and math.isnan(y))
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])  # float32: the store's packed sort
 @pytest.mark.parametrize("decimals", [None, 1])
-def test_every_replicate_equals_brute_force(decimals):
+def test_every_replicate_equals_brute_force(decimals, dtype):
     rng = np.random.default_rng(5)
     g, gid, i, a, b = _study(rng, 14, per_id=4, imp_per_pair=5, decimals=decimals)
+    g, i = g.astype(dtype), i.astype(dtype)
+    i[::7] = -i[::7]  # both signs, and −0.0 == 0.0 where rounded to 0
     res = bootstrap_scores(g, gid, i, (a, b), far=FARS, p_targets=PS, replicates=40, seed=7)
     cs = subject_multiplicities(14, 40, 7)
     for r in range(40):
@@ -153,3 +156,24 @@ def test_paired_difference():
     sub = bootstrap_scores(g[gid < 19], gid[gid < 19], i[keep], (a[keep], b[keep]), replicates=200, seed=4)
     with pytest.raises(ValueError, match="different identity sets"):
         paired_difference(sub, base)
+
+
+def test_the_store_sorts_float32_scores_as_the_argsort_does():
+    """_Store's packed sort (float32 scores, ≤ 2^16 identities) against the argsort path: the same scores in
+    decreasing order, and the same (smaller, larger) identity pairs within every tied group."""
+    from veriloss.metrics.bootstrap import _sorted_pairs
+
+    rng = np.random.default_rng(2)
+    n_ids = 1 << 16  # the largest the packed sort takes: pair codes up to 2^32 − 1
+    s = np.round(rng.normal(0, 1, 20_000), 2).astype(np.float32)  # many ties
+    s[:50] = np.float32(-0.0)
+    s[50:100] = np.float32(0.0)
+    a, b = rng.integers(0, n_ids, s.size), rng.integers(0, n_ids, s.size)
+    fast = _sorted_pairs(s, a, b, n_ids)
+    slow = _sorted_pairs(s.astype(np.float64), a, b, n_ids)
+    np.testing.assert_array_equal(fast[0], slow[0])
+    assert np.all(np.diff(fast[0]) <= 0) and fast[0].dtype == np.float64
+    assert np.all(fast[1] <= fast[2]) and np.array_equal(fast[3], fast[1] * n_ids + fast[2])
+    for v in np.unique(fast[0]):  # each tied group holds the same pairs
+        tie_f, tie_s = fast[0] == v, slow[0] == v
+        assert sorted(fast[3][tie_f].tolist()) == sorted(slow[3][tie_s].tolist())
