@@ -165,7 +165,7 @@ def bootstrap_all_pairs(
         check_pairs(y)
         e, ys, seg_end = _prepared(x, y)
         identities, ys_idx, sizes = np.unique(ys, return_inverse=True, return_counts=True)
-        ys_idx = ys_idx.reshape(-1)
+        ys_idx = ys_idx.reshape(-1).astype(np.int32)  # (the identity arrays of millions of impostor scores)
         g = _genuine(e, seg_end)
         g_ids = ys_idx[_genuine_runs(seg_end)]
         n_gen = int(np.sum(seg_end - np.arange(n) - 1))
