@@ -173,7 +173,7 @@ def test_the_store_sorts_float32_scores_as_the_argsort_does():
     slow = _sorted_pairs(s.astype(np.float64), a, b, n_ids)
     np.testing.assert_array_equal(fast[0], slow[0])
     assert np.all(np.diff(fast[0]) <= 0) and fast[0].dtype == np.float64
-    assert np.all(fast[1] <= fast[2]) and np.array_equal(fast[3], fast[1] * n_ids + fast[2])
+    assert np.all(fast[1] <= fast[2]) and np.array_equal(fast[3], fast[1].astype(np.int64) * n_ids + fast[2])
     for v in np.unique(fast[0]):  # each tied group holds the same pairs
         tie_f, tie_s = fast[0] == v, slow[0] == v
         assert sorted(fast[3][tie_f].tolist()) == sorted(slow[3][tie_s].tolist())

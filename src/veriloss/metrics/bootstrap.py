@@ -189,10 +189,10 @@ class _Store:
 def _sorted_pairs(
     scores: np.ndarray, a: np.ndarray, b: np.ndarray, n_ids: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The scores in decreasing order (float64), with the smaller and the larger identity index of each pair and the
-    pair's code lo·n_ids + hi (int64); ties in any order. float32 scores of at most 2^16 identities: one sort of the
-    score's order key and the pair code packed in an int64 (numpy's vectorized integer sort: half the time of an
-    argsort, and no gathers); otherwise an argsort."""
+    """The scores in decreasing order (float64), with the smaller and the larger identity index of each pair (int32)
+    and the pair's code lo·n_ids + hi (int64); ties in any order. float32 scores of at most 2^16 identities: one sort
+    of the score's order key and the pair code packed in an int64 (numpy's vectorized integer sort: half the time of
+    an argsort, and no gathers); otherwise an argsort."""
     lo, hi = np.minimum(a, b).astype(np.int64), np.maximum(a, b).astype(np.int64)
     code = lo * n_ids + hi
     if scores.dtype == np.float32 and n_ids <= 1 << 16:
@@ -203,9 +203,9 @@ def _sorted_pairs(
         code = packed & 0xFFFFFFFF
         packed >>= 32
         lo, hi = np.divmod(code, n_ids)
-        return key_values(-packed), lo, hi, code
+        return key_values(-packed), lo.astype(np.int32), hi.astype(np.int32), code
     order = np.argsort(-scores)
-    return scores[order].astype(np.float64), lo[order], hi[order], code[order]
+    return scores[order].astype(np.float64), lo[order].astype(np.int32), hi[order].astype(np.int32), code[order]
 
 
 class _Replicate:
@@ -270,6 +270,14 @@ class _Engine:
         self.c_i = store.count_ge(self.cand)
         self.c_k = np.searchsorted(store.bnd, self.c_i, side="right") - 1  # block of each candidate's count
         self.c_below = (self.cand < store.tau) & (not store.complete)
+        # per candidate, and for the point at +inf (reject everything) appended: threshold, #genuine below it, store
+        # count, below tau, block of the count
+        self._pt = tuple(
+            np.append(x, end)
+            for x, end in zip(
+                (self.cand, self.g_left, self.c_i, self.c_below, self.c_k), (math.inf, self.gs.size, 0, False, 0)
+            )
+        )
 
     def replicates(self, cs: np.ndarray):
         st = self.st
@@ -301,12 +309,9 @@ class _Engine:
     def _points(self, rep: _Replicate):
         """Real candidates (distinct genuine values of positive weight) + inf: (t, n_miss, store count, below, and the
         bounds (lo, hi, exact) on the weighted impostor count at each), shared by the EER and every minDCF."""
-        real = rep.cw[self.g_right] > rep.cw[self.g_left]
-        t = np.append(self.cand[real], math.inf)
-        n_miss = np.append(rep.cw[self.g_left][real], rep.G)
-        i = np.append(self.c_i[real], 0)
-        below = np.append(self.c_below[real], False)
-        return (t, n_miss, i, below, *rep.bounds(i, below, np.append(self.c_k[real], 0)))
+        real = np.append(np.flatnonzero(rep.cw[self.g_right] > rep.cw[self.g_left]), self.cand.size)  # and +inf
+        t, g_left, i, below, k = (x.take(real) for x in self._pt)
+        return (t, rep.cw.take(g_left), i, below, *rep.bounds(i, below, k))
 
     def min_dcf(self, rep: _Replicate, p: float, cm: float, cf: float, pts) -> tuple[float, float, int]:
         t, n_miss, i, below, lo, hi, exact = pts
