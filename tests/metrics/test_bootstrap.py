@@ -32,9 +32,14 @@ def _same(x: float, y: float) -> bool:
     return x == y or (math.isnan(x) and math.isnan(y))
 
 
+@pytest.mark.parametrize("scan", [None, 5])  # 5: blocks scanned in many pieces
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])  # float32: the store's packed sort
 @pytest.mark.parametrize("decimals", [None, 1])
-def test_every_replicate_equals_brute_force(decimals, dtype):
+def test_every_replicate_equals_brute_force(decimals, dtype, scan, monkeypatch):
+    if scan is not None:
+        import veriloss.metrics.bootstrap as mb
+
+        monkeypatch.setattr(mb, "_SCAN", scan)
     rng = np.random.default_rng(5)
     g, gid, i, a, b = _study(rng, 14, per_id=4, imp_per_pair=5, decimals=decimals)
     g, i = g.astype(dtype), i.astype(dtype)

@@ -44,6 +44,7 @@ __all__ = [
 #: dense block × identity-pair count matrix kept at most this many entries (float64: 128 MB)
 BLOCK_MATRIX_MAX = 1 << 24
 _CHUNK_ELEMENTS = 1 << 22  # replicates × identity pairs per matrix product
+_SCAN = 1 << 14  # store scores per piece of a block scan
 
 
 class StoreTooSmall(Exception):
@@ -222,8 +223,15 @@ class _Replicate:
     def block_cum(self, k: int) -> np.ndarray:
         cum = self._cum.get(k)
         if cum is None:
-            i0, i1 = self.st.bnd[k], self.st.bnd[k + 1]
-            cum = np.cumsum(self.c[self.st.a[i0:i1]] * self.c[self.st.b[i0:i1]])
+            i0, i1 = int(self.st.bnd[k]), int(self.st.bnd[k + 1])
+            cum = np.empty(i1 - i0, dtype=np.int64)
+            for j0 in range(i0, i1, _SCAN):  # in cache-sized pieces: the products and sums stay in the cache
+                j1 = min(i1, j0 + _SCAN)
+                w = self.c.take(self.st.a[j0:j1])
+                w *= self.c.take(self.st.b[j0:j1])
+                if j0 > i0:
+                    w[0] += cum[j0 - i0 - 1]
+                np.cumsum(w, out=cum[j0 - i0 : j1 - i0])
             self._cum[k] = cum
         return cum
 
