@@ -27,6 +27,7 @@ __all__ = [
     "distinct_sorted",
     "floor_far_count",
     "prefix_sums",
+    "suffix_sums",
 ]
 
 CHUNK = 1 << 20
@@ -140,6 +141,12 @@ def prefix_sums(x: np.ndarray) -> np.ndarray:
     out = np.zeros(x.size + 1, dtype=np.int64)
     np.cumsum(x, out=out[1:])
     return out
+
+
+def suffix_sums(x: np.ndarray) -> np.ndarray:
+    """[Σ x, Σ x[1:], …, x[-1], 0]: the sums from each position on (int64, length x.size + 1)."""
+    p = prefix_sums(x)
+    return p[-1] - p
 
 
 def count_greater(x: np.ndarray, value: float, strict: bool = True) -> int:

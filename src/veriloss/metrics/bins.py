@@ -20,6 +20,7 @@ __all__ = [
     "bin_low_edge",
     "bin_runs",
     "float32_keys",
+    "in_ranges",
     "key_values",
     "mantissa_shift",
     "n_bins",
@@ -81,3 +82,14 @@ def bin_runs(bins: np.ndarray) -> list[tuple[int, int]]:
     starts = np.flatnonzero(np.diff(bins, prepend=-2) != 1)
     ends = np.append(starts[1:], bins.size) - 1
     return [(int(bins[a]), int(bins[e])) for a, e in zip(starts, ends)]
+
+
+FEW_RANGES = 4  # up to this many ranges, comparisons select faster than a lookup in a whole-histogram table
+
+
+def in_ranges(x: np.ndarray, ranges: list[tuple[int, int]]) -> np.ndarray:
+    """Whether each x lies in one of the half-open ``ranges`` [a, b) (a few comparisons per range)."""
+    sel = np.zeros(x.shape, dtype=bool)
+    for a, b in ranges:
+        sel |= (x >= a) & (x < b)
+    return sel

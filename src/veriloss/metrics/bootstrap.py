@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from .._checks import check_int, check_real
-from ._scores import as_scores, check_cost, check_fars, check_rate, dcf_cost
+from ._scores import as_scores, check_cost, check_fars, check_rate, dcf_cost, distinct_sorted, prefix_sums
 from .bins import float32_keys, key_values
 from .verification import _eer_from_points, eer, min_dcf, tar_at_far
 
@@ -194,8 +194,7 @@ def _sorted_pairs(
     and the pair's code lo·n_ids + hi (int64); ties in any order. float32 scores of at most 2^16 identities: one sort
     of the score's order key and the pair code packed in an int64 (numpy's vectorized integer sort: half the time of
     an argsort, and no gathers); otherwise an argsort."""
-    lo, hi = np.minimum(a, b).astype(np.int64), np.maximum(a, b).astype(np.int64)
-    code = lo * n_ids + hi
+    code = np.minimum(a, b).astype(np.int64) * n_ids + np.maximum(a, b)
     if scores.dtype == np.float32 and n_ids <= 1 << 16:
         packed = -float32_keys(scores)  # decreasing score = increasing −key
         packed <<= 32
@@ -203,10 +202,12 @@ def _sorted_pairs(
         packed.sort()
         code = packed & 0xFFFFFFFF
         packed >>= 32
-        lo, hi = np.divmod(code, n_ids)
-        return key_values(-packed), lo.astype(np.int32), hi.astype(np.int32), code
-    order = np.argsort(-scores)
-    return scores[order].astype(np.float64), lo[order].astype(np.int32), hi[order].astype(np.int32), code[order]
+        s = key_values(-packed)
+    else:
+        order = np.argsort(-scores)
+        s, code = scores[order].astype(np.float64), code[order]
+    lo, hi = np.divmod(code, n_ids)
+    return s, lo.astype(np.int32), hi.astype(np.int32), code
 
 
 class _Replicate:
@@ -214,9 +215,9 @@ class _Replicate:
 
     def __init__(self, st: _Store, c: np.ndarray, block_w: np.ndarray, n_imp: int, g_ids: np.ndarray):
         self.st, self.c = st, c
-        self.F = np.concatenate([[0], np.cumsum(np.rint(block_w).astype(np.int64))])
+        self.F = prefix_sums(np.rint(block_w).astype(np.int64))
         self.N = int(self.F[-1]) if st.complete else int(n_imp)
-        self.cw = np.concatenate([[0], np.cumsum(c[g_ids])])  # weighted genuine prefix over ascending genuine
+        self.cw = prefix_sums(c[g_ids])  # weighted genuine prefix over ascending genuine
         self.G = int(self.cw[-1])
         self._cum: dict[int, np.ndarray] = {}
 
@@ -272,19 +273,16 @@ class _Engine:
         self.st = store
         self.n_ids = n_ids
         self.sizes = None if sample_sizes is None else np.asarray(sample_sizes, dtype=np.float64)
-        self.cand = np.unique(self.gs).astype(np.float64)
-        self.g_left = np.searchsorted(self.gs, self.cand, side="left")
-        self.g_right = np.searchsorted(self.gs, self.cand, side="right")
-        self.c_i = store.count_ge(self.cand)
-        self.c_k = np.searchsorted(store.bnd, self.c_i, side="right") - 1  # block of each candidate's count
-        self.c_below = (self.cand < store.tau) & (not store.complete)
+        cand, self.g_left = distinct_sorted(self.gs)  # the candidate thresholds, #genuine below each
+        self.g_right = np.append(self.g_left[1:], self.gs.size)  # #genuine ≤ each
+        c_i = store.count_ge(cand)
+        c_k = np.searchsorted(store.bnd, c_i, side="right") - 1  # block of each candidate's count
+        c_below = (cand < store.tau) & (not store.complete)
         # per candidate, and for the point at +inf (reject everything) appended: threshold, #genuine below it, store
         # count, below tau, block of the count
         self._pt = tuple(
             np.append(x, end)
-            for x, end in zip(
-                (self.cand, self.g_left, self.c_i, self.c_below, self.c_k), (math.inf, self.gs.size, 0, False, 0)
-            )
+            for x, end in zip((cand, self.g_left, c_i, c_below, c_k), (math.inf, self.gs.size, 0, False, 0))
         )
 
     def replicates(self, cs: np.ndarray):
@@ -317,7 +315,7 @@ class _Engine:
     def _points(self, rep: _Replicate):
         """Real candidates (distinct genuine values of positive weight) + inf: (t, n_miss, store count, below, and the
         bounds (lo, hi, exact) on the weighted impostor count at each), shared by the EER and every minDCF."""
-        real = np.append(np.flatnonzero(rep.cw[self.g_right] > rep.cw[self.g_left]), self.cand.size)  # and +inf
+        real = np.append(np.flatnonzero(rep.cw[self.g_right] > rep.cw[self.g_left]), self.g_left.size)  # and +inf
         t, g_left, i, below, k = (x.take(real) for x in self._pt)
         return (t, rep.cw.take(g_left), i, below, *rep.bounds(i, below, k))
 

@@ -16,8 +16,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from ._scores import prefix_sums
-from .bins import INF_BITS, bin_index, bin_runs, key_values, n_bins
+from ._scores import prefix_sums, suffix_sums
+from .bins import FEW_RANGES, INF_BITS, bin_index, bin_runs, in_ranges, key_values, n_bins
 
 __all__ = ["FINE_SHIFT", "SLOT_CHUNK", "CellCounter", "predict_bins"]
 
@@ -85,7 +85,8 @@ class CellCounter:
         table[:] = low + 2  # split beyond every key: all "below"
         table[gb[one[gb]]] = gl[one[gb]]
         table[dense] = _DENSE | ((first + self.n_cells) << 4) | rsh[dense]
-        table[several & (rb == 0)] |= _KEEP_SHARED  # no room for cells: keep the bin's scores
+        shared_bin = several & (rb == 0)  # no room for cells: keep the bin's scores
+        table[shared_bin] |= _KEEP_SHARED
         keep = np.asarray(keep_bins, dtype=np.int64)
         self.keep_bin = np.zeros(nb, dtype=bool)
         self.keep_bin[keep] = True
@@ -104,7 +105,7 @@ class CellCounter:
         split[cells] = np.where(per == 1, gl[self.gdense][at], low + 2 + _SHARED)
         self.split = torch.from_numpy(np.concatenate([split, split]).astype(np.int32))  # indexed by n_cells + cell
         self.any_shared = bool(np.any(split & _SHARED))
-        self.gshared = np.where(self.gdense, (split[self.gcell] & _SHARED) > 0, several[gb] & (rb[gb] == 0))
+        self.gshared = np.where(self.gdense, (split[self.gcell] & _SHARED) > 0, shared_bin[gb])
         cell_rsh = np.where(self.gdense, rsh[gb], s)
         self.glo = (gkeys >> cell_rsh) << cell_rsh  # lowest key of the genuine value's cell (or bin)
         self.gkeys, self.gcount, self.gb = gkeys, gcount, gb
@@ -115,7 +116,7 @@ class CellCounter:
         self.cell_counts = torch.zeros(3 * self.n_cells, dtype=torch.int32)
         self.wide: list[np.ndarray | None] = [None, None]
         self.unflushed = 0
-        self.any_shared_bin = bool(np.any(several & (rb == 0)))
+        self.any_shared_bin = bool(shared_bin.any())
         self.kept: list[np.ndarray] = []  # keys of the predicted bins below the top region
         self.kept_top: list[np.ndarray] = []  # keys of the top region
         self.kept_cells: list[np.ndarray] = []  # keys of the shared cells and of the shared bins without cells
@@ -255,10 +256,8 @@ class CellCounter:
         off = INF_BITS >> shift
         runs = [((a - off) << shift, (b + 1 - off) << shift) for a, b in bin_runs(bins[ok])]
         below = [(a, b) for a, b in runs if a < top_key]  # key ranges [a, b), from the unsorted keys
-        if len(below) <= 4:  # a few runs of bins: key range tests, cheaper than a table lookup
-            sel = np.zeros(low.size, dtype=bool)
-            for a, b in below:
-                sel |= (low >= a) & (low < b)
+        if len(below) <= FEW_RANGES:
+            sel = in_ranges(low, below)
         else:
             wanted = np.zeros(n_bins(shift), dtype=bool)
             wanted[bins[ok]] = True
@@ -309,8 +308,8 @@ def predict_bins(
     occupied[gb] = True
     occ = np.flatnonzero(occupied)  # FAR and FRR change only at these bins: work on them
     g_occ = np.bincount(np.searchsorted(occ, gb), minlength=occ.size)  # genuine scores per occupied bin
-    far = np.append(np.cumsum(hist[occ][::-1])[::-1], 0) / n_s  # at the low edge of occ[i]; [-1]: beyond
-    frr = np.append(0, np.cumsum(g_occ)) / gs.size
+    far = suffix_sums(hist[occ]) / n_s  # at the low edge of occ[i]; [-1]: beyond
+    frr = prefix_sums(g_occ) / gs.size
     has_g = g_occ > 0
     groups = np.split(kb, ends[:-1])
     last = occ.size - 1

@@ -45,8 +45,19 @@ import numpy as np
 import torch
 
 from .._checks import check_int, validating
-from ._scores import CHUNK, TopAccumulator, as_scores, check_cost, check_rate, dcf_cost, distinct_sorted
-from .bins import MANTISSA_BITS, bin_index, bin_low_edge, bin_runs, float32_keys, key_values, mantissa_shift, n_bins
+from ._scores import CHUNK, TopAccumulator, as_scores, check_cost, check_rate, dcf_cost, distinct_sorted, suffix_sums
+from .bins import (
+    FEW_RANGES,
+    MANTISSA_BITS,
+    bin_index,
+    bin_low_edge,
+    bin_runs,
+    float32_keys,
+    in_ranges,
+    key_values,
+    mantissa_shift,
+    n_bins,
+)
 from .cells import FINE_SHIFT, SLOT_CHUNK, CellCounter, predict_bins
 
 __all__ = ["ImpostorSummary", "SummaryBuilder", "summarize"]
@@ -87,7 +98,7 @@ class ImpostorSummary:
         """(the bins holding an impostor score, ascending; above[j] = #{impostor with bin ≥ bins[j]}, one longer):
         made once per summary, the size of the occupied bins, not of the whole histogram."""
         ib = np.flatnonzero(self.counts)
-        return ib, np.append(np.cumsum(self.counts[ib][::-1])[::-1], 0).astype(np.int64)
+        return ib, suffix_sums(self.counts[ib])
 
     def _ge(self, b: np.ndarray | int) -> np.ndarray:
         """#{impostor with bin ≥ b} for bins b in [0, bins]: binary searches in the occupied bins, or for many
@@ -99,7 +110,7 @@ class ImpostorSummary:
 
     @functools.cached_property
     def _ge_table(self) -> np.ndarray:
-        return np.append(np.cumsum(self.counts[::-1])[::-1], 0).astype(np.int64)
+        return suffix_sums(self.counts)
 
     def _genuine_tables(self, gs: np.ndarray) -> dict:
         """The bins of the sorted genuine scores ``gs`` (ascending, so #{genuine with bin < b} is a binary search),
@@ -415,10 +426,8 @@ class SummaryBuilder:
         if self._top_again:
             self._top.add(x)
         if self._refine_runs:
-            if len(self._refine_runs) <= 4:  # a few runs of bins: range tests are cheaper than a table lookup
-                sel = np.zeros(b.shape, dtype=bool)
-                for lo, hi in self._refine_runs:
-                    sel |= (b >= lo) & (b <= hi)
+            if len(self._refine_runs) <= FEW_RANGES:
+                sel = in_ranges(b, [(lo, hi + 1) for lo, hi in self._refine_runs])
             else:
                 sel = self._refine_mask[b]
             vals = x[sel]
