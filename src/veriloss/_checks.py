@@ -2,7 +2,7 @@
 
 The losses check their inputs once, at their public entry (a head's or pair loss's forward, the functional α API);
 the checks that read tensor values cost one host synchronization each on a GPU and can be switched off for a loop
-whose inputs are known good with :func:`unchecked`.
+whose inputs are known good with :func:`unchecked`; code traced by ``torch.compile`` skips them (:func:`validating`).
 """
 
 from __future__ import annotations
@@ -43,7 +43,8 @@ def unchecked() -> Iterator[None]:
     tensor values: finiteness, label range, magnitude limits, batch composition (a host synchronization each on a
     GPU); so does :class:`~veriloss.metrics.SummaryBuilder` its scan of each block of scores for finiteness. Shapes
     and dtypes are still checked (free). For a loop whose inputs are known good, e.g. the trainer's step; a bad input
-    then gives a wrong or non-finite result instead of an error.
+    then gives a wrong or non-finite result instead of an error. Code traced by ``torch.compile`` skips the losses'
+    value checks too (:func:`validating`).
 
     >>> import torch
     >>> from veriloss import heads
@@ -59,7 +60,10 @@ def unchecked() -> Iterator[None]:
 
 
 def validating() -> bool:
-    """False inside :func:`unchecked`: the loss entry points skip their value checks."""
+    """False inside :func:`unchecked` and in code traced by ``torch.compile``: the loss entry points skip their value
+    checks (each reads tensors on the host, which would break the compiled graph); shapes and dtypes are checked."""
+    if torch.compiler.is_compiling():
+        return False
     return _VALIDATING.get()
 
 

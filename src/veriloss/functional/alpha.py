@@ -15,10 +15,15 @@ differentiated through it: the custom backward returns ``p − e_y`` (loss) or t
 Checked entries: :func:`alpha_softargmax`, :func:`alpha_divergence_loss` (and ``_with_stats``). The kernels
 :func:`loss_from_solution` and :func:`alpha_loss_per_sample` (and the solver's) trust their caller (the α heads:
 dense, streaming, sharded).
+
+Under ``torch.compile`` the solver runs eagerly between two graphs (its support is sized, and its Newton iterations
+stopped, on the host): a traced call of :func:`alpha_loss_per_sample` or of the softargmax's autograd function is
+one graph break, not one per read of a flag.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -36,6 +41,18 @@ __all__ = [
     "check_alpha",
     "loss_from_solution",
 ]
+
+
+def outside_graph(fn):
+    """``fn``, or where torch.compile traces the caller, ``fn`` run eagerly between two graphs (for the α solver's
+    kernels: they size the support and stop Newton on the host, a graph break at each read)."""
+    return _eager(fn) if torch.compiler.is_compiling() else fn
+
+
+@functools.cache
+def _eager(fn):
+    """``fn`` wrapped by ``torch.compiler.disable``, made on first use (importing dynamo takes a second)."""
+    return torch.compiler.disable(fn, reason="the exact α solver decides on the host")
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -281,7 +298,7 @@ def alpha_softargmax(
             q2d = _measure_2d(qt.reshape(-1), z2d.shape)  # one weight per class: stays (K,)
         else:
             q2d = qt.expand(zf.shape).movedim(dim, -1).reshape(z2d.shape)
-    p = _AlphaSoftargmax.apply(z2d, alpha, q2d)
+    p = outside_graph(_AlphaSoftargmax.apply)(z2d, alpha, q2d)
     return p.reshape(moved.shape).movedim(-1, dim)
 
 
@@ -299,6 +316,8 @@ def alpha_loss_per_sample(
     path ``cross_entropy(z + log q)``), ``q`` None, (K,) or (B, K) and ``target_q`` None or (B,) float64, both > 0.
     Differentiable in ``z`` with ``∂L/∂z = p − e_y``. The loss is computed in float64 and returned in ``z.dtype``.
     """
+    if torch.compiler.is_compiling():
+        return _eager(alpha_loss_per_sample)(z, y, alpha, q, target_q)
     B, K = z.shape
     if alpha == 1.0:
         logits = z if q is None else z + q.to(z.dtype).log()

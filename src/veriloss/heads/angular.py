@@ -139,8 +139,8 @@ class LSoftmax(Head):
         plain = mag * cos
         self._record_accuracy(plain, y)
         self._record(**{"lambda": lam})
-        if self.training:
-            self.iteration += 1
+        if self.training:  # a new tensor, not an in-place add: AOTAutograd (torch.compile) may keep the buffer itself
+            self.iteration = self.iteration + 1  # for the backward's λ, which must not see it advanced
         return F.cross_entropy(_with_target(plain, y, target), y, reduction="none")
 
     def extra_repr(self) -> str:

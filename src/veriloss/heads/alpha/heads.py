@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from ..._checks import check_bool, check_embeddings, check_int, check_labels, check_positive
-from ...functional.alpha import alpha_loss_per_sample, check_alpha
+from ...functional.alpha import alpha_loss_per_sample, check_alpha, outside_graph
 from ...functional.margins import check_overflow_policy
 from ...functional.normalize import l2_norm, l2_normalize
 from ..angular import ArcFace, CosineMarginHead
@@ -126,9 +126,9 @@ class AlphaHead(CosineMarginHead):
                     f"this sharded head was built for {self.shard.world_size} process(es) but torch.distributed now"
                     f" has {collectives.world()}: build the head after init_process_group, in every process"
                 )
-            per, stats = sharded_alpha_loss(x, self.weight, y, link, self.shard, self.chunk_size)
+            per, stats = outside_graph(sharded_alpha_loss)(x, self.weight, y, link, self.shard, self.chunk_size)
         elif self.chunk_size is not None:
-            per, stats = streaming_alpha_loss(x, self.weight, y, link, self.chunk_size)
+            per, stats = outside_graph(streaming_alpha_loss)(x, self.weight, y, link, self.chunk_size)
         else:
             cos = cosine(x, self.weight.to(x.dtype))
             self._record_accuracy(cos, y)
