@@ -3,6 +3,7 @@
     python benchmarks/losses.py                 # full run: K ∈ {1e3, 1e4, 1e5}, d = 512, B = 256
     python benchmarks/losses.py --quick         # smaller K, fewer repeats (a smoke run)
     python benchmarks/losses.py --targets       # only the α solver's targets at K = 1e5 (issue 16, item 3)
+    python benchmarks/losses.py --compile       # only each head eager vs torch.compile (inductor), K = 2e4
 
 The last section (always printed; alone with ``--targets``) checks the α solver at wide supports against its
 targets, forward+backward, best of ``--repeats`` (at least 5) after a warm-up: the α loss ÷ F.cross_entropy on the
@@ -187,6 +188,41 @@ def bench_heads(B: int, d: int, K: int, repeats: int) -> list[tuple]:
     return rows
 
 
+def bench_compiled_heads(B: int, d: int, K: int, repeats: int) -> list[tuple]:
+    """(head, eager (s), compiled (s), compiled ÷ eager, first two compiled steps (s)) for every head, forward+backward
+    under ``unchecked()`` as the trainer runs it, best of ``repeats`` interleaved rounds; ``torch.compile`` with its
+    default backend (inductor: C++ code generation on the CPU)."""
+    from veriloss.heads import unchecked
+
+    torch.manual_seed(0)
+    x = torch.randn(B, d)
+    y = torch.randint(0, K, (B,))
+    rows = []
+    for name in heads.available():
+        head = heads.create(name, d, K)
+        compiled = torch.compile(head)
+
+        def step(module, h=head):
+            xx = x.detach().requires_grad_(True)
+            h.zero_grad(set_to_none=True)
+            with unchecked():
+                module(xx, y).backward()
+
+        torch._dynamo.reset()
+        t = time.perf_counter()
+        step(compiled)
+        step(compiled)
+        first = time.perf_counter() - t
+        best = {"eager": math.inf, "compiled": math.inf}
+        for _ in range(repeats):
+            for kind, module in (("eager", head), ("compiled", compiled)):
+                t = time.perf_counter()
+                step(module)
+                best[kind] = min(best[kind], time.perf_counter() - t)
+        rows.append((name, best["eager"], best["compiled"], best["compiled"] / best["eager"], first))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="K up to 1e4 and fewer repeats")
@@ -194,12 +230,21 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=512)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--targets", action="store_true", help="only the α solver's targets at K = 1e5")
+    parser.add_argument("--compile", action="store_true", help="only each head eager vs torch.compile, K = 2e4")
     args = parser.parse_args()
     sizes = (1000, 10_000) if args.quick else (1000, 10_000, 100_000)
     repeats = 2 if args.quick else args.repeats
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; B = {args.batch}, d = {args.dim}")
     if args.targets:
         print_alpha_targets(args.batch, args.dim, 100_000, max(5, args.repeats))
+        return
+    if args.compile:
+        K = 20_000
+        print(f"\n## Every head eager vs torch.compile (inductor): forward+backward, K = {K}, best of {args.repeats}\n")
+        print("| head | eager (ms) | compiled (ms) | compiled ÷ eager | first two compiled steps (s) |")
+        print("|---|---|---|---|---|")
+        for name, eager, compiled, ratio, first in bench_compiled_heads(args.batch, args.dim, K, args.repeats):
+            print(f"| {name} | {eager * 1e3:.1f} | {compiled * 1e3:.1f} | {ratio:.2f} | {first:.1f} |", flush=True)
         return
 
     K = sizes[-1]

@@ -23,7 +23,6 @@ one graph break, not one per read of a flag.
 
 from __future__ import annotations
 
-import functools
 import math
 
 import torch
@@ -49,10 +48,14 @@ def outside_graph(fn):
     return _eager(fn) if torch.compiler.is_compiling() else fn
 
 
-@functools.cache
+_EAGER: dict = {}
+
+
 def _eager(fn):
     """``fn`` wrapped by ``torch.compiler.disable``, made on first use (importing dynamo takes a second)."""
-    return torch.compiler.disable(fn, reason="the exact α solver decides on the host")
+    if fn not in _EAGER:
+        _EAGER[fn] = torch.compiler.disable(fn, reason="the exact α solver decides on the host")
+    return _EAGER[fn]
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -11,7 +11,6 @@ a tensor operation. A zero row stays zero (``F.normalize``'s policy, gradient ``
 
 from __future__ import annotations
 
-import functools
 import math
 
 import torch
@@ -21,8 +20,7 @@ __all__ = ["cosine_matrix", "l2_norm", "l2_normalize", "mul_pow2", "pow2", "pow2
 _INT_OF_WIDTH = {2: torch.int16, 4: torch.int32, 8: torch.int64}
 
 
-@functools.cache
-def _layout(dtype: torch.dtype) -> tuple[torch.dtype, int, int, int]:
+def _layout_of(dtype: torch.dtype) -> tuple[torch.dtype, int, int, int]:
     """(integer type of the same width, explicit mantissa bits, largest and smallest normal exponent) of ``dtype``."""
     fi = torch.finfo(dtype)
     return (
@@ -31,6 +29,15 @@ def _layout(dtype: torch.dtype) -> tuple[torch.dtype, int, int, int]:
         math.frexp(fi.max)[1] - 1,
         math.frexp(fi.tiny)[1] - 1,
     )
+
+
+# made once (a plain dict, which torch.compile reads as a constant; it warns about a functools cache)
+_LAYOUTS = {dtype: _layout_of(dtype) for dtype in (torch.float16, torch.bfloat16, torch.float32, torch.float64)}
+
+
+def _layout(dtype: torch.dtype) -> tuple[torch.dtype, int, int, int]:
+    layout = _LAYOUTS.get(dtype)
+    return layout if layout is not None else _layout_of(dtype)
 
 
 def pow2(k: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
