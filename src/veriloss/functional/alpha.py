@@ -17,8 +17,8 @@ Checked entries: :func:`alpha_softargmax`, :func:`alpha_divergence_loss` (and ``
 dense, streaming, sharded).
 
 Under ``torch.compile`` the solver runs eagerly between two graphs (its support is sized, and its Newton iterations
-stopped, on the host): a traced call of :func:`alpha_loss_per_sample` or of the softargmax's autograd function is
-one graph break, not one per read of a flag.
+stopped, on the host): the callers of the kernels wrap them in :func:`outside_graph`, a graph break per call, not one
+per read of a flag.
 """
 
 from __future__ import annotations
@@ -319,8 +319,6 @@ def alpha_loss_per_sample(
     path ``cross_entropy(z + log q)``), ``q`` None, (K,) or (B, K) and ``target_q`` None or (B,) float64, both > 0.
     Differentiable in ``z`` with ``∂L/∂z = p − e_y``. The loss is computed in float64 and returned in ``z.dtype``.
     """
-    if torch.compiler.is_compiling():
-        return _eager(alpha_loss_per_sample)(z, y, alpha, q, target_q)
     B, K = z.shape
     if alpha == 1.0:
         logits = z if q is None else z + q.to(z.dtype).log()
@@ -385,7 +383,7 @@ def alpha_divergence_loss_with_stats(
     tq = None
     if target_q is not None:
         tq = _as_measure(target_q, zf[:, 0], "target_q").double().expand(B).contiguous()
-    per, stats = alpha_loss_per_sample(zf, y, alpha, qt, tq)
+    per, stats = outside_graph(alpha_loss_per_sample)(zf, y, alpha, qt, tq)
     if validating():
         _check_representable(zf.detach(), y, alpha, qt, tq, per.detach().double())
     return reduce_loss(per, reduction), stats

@@ -132,7 +132,8 @@ class AlphaHead(CosineMarginHead):
         else:
             cos = cosine(x, self.weight.to(x.dtype))
             self._record_accuracy(cos, y)
-            per, stats = alpha_loss_per_sample(self.margin_logits(cos, y), y, self.alpha, None, link.target_q(y))
+            z = self.margin_logits(cos, y)
+            per, stats = outside_graph(alpha_loss_per_sample)(z, y, self.alpha, None, link.target_q(y))
         self._record(**stats)
         return per
 
