@@ -52,6 +52,19 @@ def median_time(fn, repeats: int, warmup: int = 1) -> float:
     return statistics.median(times)
 
 
+def module_step(module, x, y, call=None):
+    """Forward + backward of ``call`` (default: ``module`` itself; e.g. its compiled form) on a fresh leaf copy of the
+    embeddings ``x``, the module's gradients cleared first."""
+    call = module if call is None else call
+
+    def run():
+        xx = x.detach().requires_grad_(True)
+        module.zero_grad(set_to_none=True)
+        call(xx, y).backward()
+
+    return run
+
+
 def logits_step(loss_fn, z, y):
     def run():
         zz = z.detach().requires_grad_(True)
@@ -131,19 +144,11 @@ def bench_alpha_targets(B: int, d: int, K: int, repeats: int) -> list[tuple]:
         head = heads.create("alpha", d, K, alpha=1.25, s=8.0)
         arc = ArcFaceLoss(num_classes=K, embedding_size=d)
 
-        def step(module):
-            def run():
-                xx = x.detach().requires_grad_(True)
-                module.zero_grad(set_to_none=True)
-                module(xx, y).backward()
-
-            return run
-
         with torch.no_grad():  # the α head stays at its fresh init: its support is measured once, then timed
             head(x, y)
         support = head.statistics().get("support_size")
-        ref = best_time(step(arc), repeats)
-        ours = best_time(step(head), repeats)
+        ref = best_time(module_step(arc, x, y), repeats)
+        ours = best_time(module_step(head, x, y), repeats)
         rows.append(("α head ÷ pml ArcFaceLoss", 1.25, "fresh init", ours, ref, ours / ref, 1.5, support))
     return rows
 
@@ -175,12 +180,7 @@ def bench_heads(B: int, d: int, K: int, repeats: int) -> list[tuple]:
         head = heads.create(name, d, K)
         head.train()
 
-        def step(h=head):
-            xx = x.detach().requires_grad_(True)
-            h.zero_grad(set_to_none=True)
-            h(xx, y).backward()
-
-        t = median_time(step, repeats)
+        t = median_time(module_step(head, x, y), repeats)
         reference = reference or t
         stats = head.statistics()
         rows.append((name, K, t, t / reference, stats.get("support_size")))
@@ -200,25 +200,19 @@ def bench_compiled_heads(B: int, d: int, K: int, repeats: int) -> list[tuple]:
     rows = []
     for name in heads.available():
         head = heads.create(name, d, K)
-        compiled = torch.compile(head)
-
-        def step(module, h=head):
-            xx = x.detach().requires_grad_(True)
-            h.zero_grad(set_to_none=True)
-            with unchecked():
-                module(xx, y).backward()
-
+        steps = {"eager": module_step(head, x, y), "compiled": module_step(head, x, y, torch.compile(head))}
         torch._dynamo.reset()
-        t = time.perf_counter()
-        step(compiled)
-        step(compiled)
-        first = time.perf_counter() - t
-        best = {"eager": math.inf, "compiled": math.inf}
-        for _ in range(repeats):
-            for kind, module in (("eager", head), ("compiled", compiled)):
-                t = time.perf_counter()
-                step(module)
-                best[kind] = min(best[kind], time.perf_counter() - t)
+        with unchecked():
+            t = time.perf_counter()
+            steps["compiled"]()
+            steps["compiled"]()
+            first = time.perf_counter() - t
+            best = {"eager": math.inf, "compiled": math.inf}
+            for _ in range(repeats):
+                for kind, run in steps.items():
+                    t = time.perf_counter()
+                    run()
+                    best[kind] = min(best[kind], time.perf_counter() - t)
         rows.append((name, best["eager"], best["compiled"], best["compiled"] / best["eager"], first))
     return rows
 

@@ -52,7 +52,9 @@ _EAGER: dict = {}
 
 
 def _eager(fn):
-    """``fn`` wrapped by ``torch.compiler.disable``, made on first use (importing dynamo takes a second)."""
+    """``fn`` wrapped by ``torch.compiler.disable``, made on first use (importing dynamo takes a second). A function
+    of its own: inlined in :func:`outside_graph`, dynamo broke the graph at the lookup of a bound-method key and went
+    on to trace the solver (8 breaks for the softargmax, measured)."""
     if fn not in _EAGER:
         _EAGER[fn] = torch.compiler.disable(fn, reason="the exact α solver decides on the host")
     return _EAGER[fn]

@@ -242,7 +242,7 @@ class SummaryBuilder:
         self._n = 0
         self._planned: ImpostorSummary | None = None
         self._refine_mask: np.ndarray | None = None
-        self._refine_runs: list[tuple[int, int]] = []
+        self._refine_runs: list[tuple[int, int]] = []  # the bins to refine as half-open ranges [first, end)
         self._gocc_mask: np.ndarray | None = None
         self._gs: np.ndarray | None = None
         self._gfp: tuple[int, float] | None = None
@@ -393,7 +393,7 @@ class SummaryBuilder:
             self._cells = None  # frees the counter
         self._refine_mask = np.zeros(self.bins, dtype=bool)
         self._refine_mask[need_bins] = True
-        self._refine_runs = bin_runs(need_bins)
+        self._refine_runs = [(first, last + 1) for first, last in bin_runs(need_bins)]
         if auc and not self._auc:
             gb = pre._genuine_tables(gs)["gb"]
             self._gocc_mask = np.zeros(self.bins, dtype=bool)
@@ -427,7 +427,7 @@ class SummaryBuilder:
             self._top.add(x)
         if self._refine_runs:
             if len(self._refine_runs) <= FEW_RANGES:
-                sel = in_ranges(b, [(lo, hi + 1) for lo, hi in self._refine_runs])
+                sel = in_ranges(b, self._refine_runs)
             else:
                 sel = self._refine_mask[b]
             vals = x[sel]
